@@ -1,0 +1,3 @@
+"""fastadapt: adapt language models to new tasks from a handful of examples."""
+
+__version__ = "0.1.0"

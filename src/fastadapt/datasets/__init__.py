@@ -1,0 +1,6 @@
+"""Custom Kedro datasets: the only modules below `pipelines` that know Kedro."""
+
+from fastadapt.datasets.atomic import AtomicDataset
+from fastadapt.datasets.raw_folder import RawFolderDataset
+
+__all__ = ["AtomicDataset", "RawFolderDataset"]

@@ -1,0 +1,16 @@
+"""Project pipelines: each `pipelines/<name>` package registers itself through `find_pipelines`."""
+
+from __future__ import annotations
+
+from kedro.framework.project import find_pipelines
+from kedro.pipeline import Pipeline
+
+# The quick default `kedro run`: raw data to the summary report.
+DEFAULT_PIPELINES = ("ingestion", "features", "baselines", "evaluation", "reporting")
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Every pipeline by its folder name, and `__default__` = the data-to-report chain."""
+    pipelines = find_pipelines(raise_errors=True)
+    pipelines["__default__"] = sum((pipelines[name] for name in DEFAULT_PIPELINES), Pipeline([]))
+    return pipelines

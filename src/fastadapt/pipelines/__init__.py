@@ -1,0 +1,1 @@
+"""Kedro pipelines: thin wiring over the plain modules of the package."""

@@ -1,0 +1,88 @@
+"""Feature nodes: splits, k-shot sets, class-split episodes and the unlabelled text pool."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import pandas as pd
+
+from fastadapt.config import DomainConfig
+from fastadapt.tasks.episodes import class_split_episodes, parse_class_list
+from fastadapt.tasks.kshot import kshot_sets, ner_kshot_sets
+from fastadapt.tasks.pool import unlabelled_pool
+from fastadapt.tasks.splits import SplitSpec, assign_splits
+
+log = logging.getLogger(__name__)
+
+
+def split_domain(rows: pd.DataFrame, domain_params: Mapping[str, Any], seed: int, domain: str) -> pd.DataFrame:
+    """Train / validation / test as PROTOCOL.md section 1 defines them for this domain."""
+    config = DomainConfig.from_params(domain, domain_params)
+    spec = SplitSpec.from_params({"seed": seed, **config.split})
+    label_column = "label" if config.kind == "text_classification" else None
+    splits = assign_splits(rows, spec, label_column=label_column) if label_column else assign_splits(
+        rows, spec
+    )
+    log.info("%s splits: %s", domain, splits["split"].value_counts().to_dict())
+    return splits
+
+
+def draw_kshot_sets(
+    splits: pd.DataFrame, kshot_params: Mapping[str, Any], domain_params: Mapping[str, Any], domain: str
+) -> pd.DataFrame:
+    """k-shot training sets from the train split (PROTOCOL.md sections 2 and 4)."""
+    config = DomainConfig.from_params(domain, domain_params)
+    train = splits[splits["split"] == "train"]
+    if config.kind == "ner":
+        return ner_kshot_sets(train, kshot_params["ner_ks"], kshot_params["seeds"])
+    return kshot_sets(train, kshot_params["ks"], kshot_params["seeds"])
+
+
+def draw_class_split_episodes(
+    rows: pd.DataFrame, class_split_files: Mapping[str, bytes], episode_params: Mapping[str, Any]
+) -> pd.DataFrame:
+    """Meta-test episodes on each class split's test classes (PROTOCOL.md section 3)."""
+    split_names = sorted({name.split("/")[0] for name in class_split_files if name.endswith("/test.txt")})
+    if not split_names:
+        raise ValueError(
+            "episodes.class_splits: no <split>/test.txt files found in the class-split folder"
+        )
+    frames = []
+    for split_name in split_names:
+        classes = parse_class_list(class_split_files[f"{split_name}/test.txt"].decode("utf-8"))
+        unknown = sorted(set(classes) - set(rows["label"]))
+        if unknown:
+            raise ValueError(f"class split {split_name}/test.txt names classes not in the data: {unknown[:5]}")
+        for setting, spec in episode_params["settings"].items():
+            frames.append(
+                class_split_episodes(
+                    rows,
+                    classes,
+                    split_index=int(split_name),
+                    n_way=spec["n_way"],
+                    k_shot=spec["k_shot"],
+                    n_query=episode_params["n_query"],
+                    n_episodes=episode_params["n_episodes"],
+                    setting=setting,
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def build_unlabelled_pool(
+    news_stream: pd.DataFrame, pool_params: Mapping[str, Any], **domain_splits: pd.DataFrame
+) -> pd.DataFrame:
+    """Unlabelled texts for self-supervised pretraining; test splits are never included."""
+    keep = set(pool_params["domain_splits"])
+    sources: dict[str, list[str]] = {}
+    if pool_params.get("stream", True):
+        for source, frame in news_stream.groupby("source", sort=True):
+            sources[f"stream:{source}"] = frame["headline"].tolist()
+    for domain, splits in sorted(domain_splits.items()):
+        chosen = splits[splits["split"].isin(keep)]
+        texts = chosen["text"] if "text" in chosen else chosen["tokens"].map(" ".join)
+        sources[domain] = texts.tolist()
+    pool = unlabelled_pool(sources)
+    log.info("unlabelled pool: %d texts from %s", len(pool), pool["source"].value_counts().to_dict())
+    return pool

@@ -1,0 +1,76 @@
+"""`kedro run --pipeline features`: splits, k-shot sets, episodes and the unlabelled pool."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from fastadapt.config import domain_configs, project_parameters
+from fastadapt.pipelines.features.nodes import (
+    build_unlabelled_pool,
+    draw_class_split_episodes,
+    draw_kshot_sets,
+    split_domain,
+)
+from fastadapt.pipelines.wiring import bind
+
+
+def domain_features(domain: str) -> Pipeline:
+    template = Pipeline(
+        [
+            Node(
+                bind(split_domain, domain=domain),
+                inputs=["rows", "params:domain", "params:seed"],
+                outputs="splits",
+                name="split_rows_node",
+            ),
+            Node(
+                bind(draw_kshot_sets, domain=domain),
+                inputs=["splits", "params:kshot", "params:domain"],
+                outputs="kshot_sets",
+                name="draw_kshot_sets_node",
+            ),
+        ],
+        tags=["cpu", "features"],
+    )
+    return Pipeline(
+        template,
+        namespace=domain,
+        parameters={
+            "params:domain": f"params:domains.{domain}",
+            "params:seed": "params:seed",
+            "params:kshot": "params:kshot",
+        },
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    parameters = project_parameters()
+    domains = domain_configs(parameters)
+    pipeline = Pipeline([domain_features(name) for name in domains])
+    episode_domain = parameters["episodes"]["domain"]
+    shared = Pipeline(
+        [
+            Node(
+                draw_class_split_episodes,
+                inputs=[
+                    f"{episode_domain}.rows",
+                    f"raw.{parameters['episodes']['class_splits']}",
+                    "params:episodes",
+                ],
+                outputs="class_split_episodes",
+                name="draw_class_split_episodes_node",
+            ),
+            Node(
+                build_unlabelled_pool,
+                inputs={
+                    "news_stream": "news_stream",
+                    "pool_params": "params:unlabelled_pool",
+                    **{name: f"{name}.splits" for name in domains},
+                },
+                outputs="unlabelled_pool",
+                name="build_unlabelled_pool_node",
+            ),
+        ],
+        tags=["cpu", "features"],
+    )
+    return pipeline + shared

@@ -1,0 +1,177 @@
+"""Reader for CoNLL-style NER files (one token per line, blank line between sentences).
+
+CoNLL-2003 is tagged IOB1 while seqeval's strict mode and our models use IOB2, so every sentence
+leaves this reader in IOB2. Records are sentences: a sentence with one bad line is quarantined
+whole, because a partial sentence would teach wrong entity boundaries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from fastadapt.readers.labelled_csv import (
+    QuarantineLog,
+    choice_option,
+    decode_file,
+    encoding_option,
+    is_undecodable,
+    mapping_option,
+    resolve_options,
+    rows_frame,
+    string_list_option,
+)
+from fastadapt.readers.quarantine import RawInputError, ReadResult, require_file
+
+DOCSTART = "-DOCSTART-"
+SCHEMES = ["iob1", "iob2", "auto"]
+_TAG = re.compile(r"^(?:O|[BI]-\S+)$")
+CONLL_DEFAULTS = {
+    "splits": {"train": "train.conll", "test": "test.conll"},
+    "scheme": "auto",
+    "token_column": 0,
+    "tag_column": -1,
+    "entity_types": None,
+    "encoding": "utf-8",
+}
+CONLL_DTYPES = {
+    "doc_id": "int64", "sent_id": "int64", "tokens": "object", "tags": "object",
+    "origin": "str", "file": "str", "line": "int64",
+}
+
+
+@dataclass
+class Sentence:
+    """A sentence as read: its place in the file and its token lines split into columns."""
+
+    origin: str
+    file: str
+    doc_id: int
+    sent_id: int
+    lines: list[tuple[int, list[str], str]]
+
+    @property
+    def line(self) -> int:
+        return self.lines[0][0]
+
+    @property
+    def raw(self) -> str:
+        return "\n".join(raw for _, _, raw in self.lines)
+
+
+def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
+    """IOB2 tags from IOB1: an I-X that starts an entity (after O or another type) becomes B-X."""
+    converted: list[str] = []
+    previous = "O"
+    for tag in tags:
+        if tag.startswith("I-") and (previous == "O" or previous[2:] != tag[2:]):
+            tag = "B-" + tag[2:]
+        converted.append(tag)
+        previous = tag
+    return converted
+
+
+def _starts_with_inside(tags: Sequence[str]) -> bool:
+    """Whether some I-X starts an entity: never in valid IOB2, the mark of IOB1."""
+    return iob1_to_iob2(tags) != list(tags)
+
+
+def _split_sentences(text: str, origin: str, file: str) -> list[Sentence]:
+    """The sentences of a file. DOCSTART lines open a new document (sentences before the first
+    get document 0); any number of blank lines separate sentences; a final one needs none."""
+    sentences: list[Sentence] = []
+    current: list[tuple[int, list[str], str]] = []
+    doc_id, sent_id = -1, 0
+
+    def close_sentence() -> None:
+        nonlocal doc_id, sent_id, current
+        if current:
+            doc_id = max(doc_id, 0)
+            sentences.append(Sentence(origin, file, doc_id, sent_id, current))
+            sent_id, current = sent_id + 1, []
+
+    for number, raw in enumerate(text.split("\n"), start=1):
+        raw = raw.removesuffix("\r")
+        columns = raw.split()
+        if not columns:
+            close_sentence()
+        elif columns[0] == DOCSTART:
+            close_sentence()
+            doc_id, sent_id = doc_id + 1, 0
+        else:
+            current.append((number, columns, raw))
+    close_sentence()
+    return sentences
+
+
+def _column_index(value: object, name: str, width: int, file: str, corpus: str) -> int:
+    """A column index (negative counts from the end) valid for lines of the given width."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -width <= value < width:
+        raise RawInputError(
+            f"{corpus}: option '{name}' is {value!r}, but lines of {file} have {width} columns"
+        )
+    return value
+
+
+def _bad_tag(tags: list[str], entity_types: set[str] | None) -> bool:
+    return any(
+        not _TAG.match(tag) or (entity_types is not None and tag != "O" and tag[2:] not in entity_types)
+        for tag in tags
+    )
+
+
+def read_conll(files: Mapping[str, bytes], options: Mapping, corpus: str) -> ReadResult:
+    """NER rows (row_id, doc_id, sent_id, tokens, tags in IOB2, origin, file, line) per sentence.
+
+    Options: splits (origin -> file), scheme (iob1 | iob2 | auto: IOB1 when some I-X starts an
+    entity in any file), token_column, tag_column, entity_types, encoding, source_hint.
+    """
+    opts = resolve_options(options, CONLL_DEFAULTS, corpus)
+    splits = mapping_option(opts["splits"], "splits", corpus, "{train: train.conll, test: test.conll}")
+    scheme = choice_option(opts["scheme"], "scheme", SCHEMES, corpus)
+    encoding = encoding_option(opts["encoding"], corpus)
+    entity_types = None
+    if opts["entity_types"] is not None:
+        entity_types = set(string_list_option(opts["entity_types"], "entity_types", corpus))
+
+    quarantine = QuarantineLog(corpus, encoding)
+    candidates: list[tuple[Sentence, list[str], list[str]]] = []
+    n_in = 0
+    for origin, name in splits.items():
+        text = decode_file(require_file(files, name, corpus, opts["source_hint"]), encoding)
+        sentences = _split_sentences(text, origin, name)
+        n_in += len(sentences)
+        widths = Counter(len(columns) for sentence in sentences for _, columns, _ in sentence.lines)
+        if not widths:
+            continue
+        usual_width = widths.most_common(1)[0][0]
+        token_column = _column_index(opts["token_column"], "token_column", usual_width, name, corpus)
+        tag_column = _column_index(opts["tag_column"], "tag_column", usual_width, name, corpus)
+        for sentence in sentences:
+            if is_undecodable(sentence.raw):
+                quarantine.add(name, sentence.line, "undecodable_bytes", sentence.raw)
+            elif any(len(columns) != usual_width for _, columns, _ in sentence.lines):
+                quarantine.add(name, sentence.line, "wrong_column_count", sentence.raw)
+            else:
+                tokens = [columns[token_column] for _, columns, _ in sentence.lines]
+                tags = [columns[tag_column] for _, columns, _ in sentence.lines]
+                if _bad_tag(tags, entity_types):
+                    quarantine.add(name, sentence.line, "unknown_tag", sentence.raw)
+                else:
+                    candidates.append((sentence, tokens, tags))
+
+    if scheme == "auto":
+        scheme = "iob1" if any(_starts_with_inside(tags) for _, _, tags in candidates) else "iob2"
+    rows: list[dict] = []
+    for sentence, tokens, tags in candidates:
+        if scheme == "iob2" and _starts_with_inside(tags):
+            quarantine.add(sentence.file, sentence.line, "invalid_iob2", sentence.raw)
+            continue
+        rows.append({
+            "doc_id": sentence.doc_id, "sent_id": sentence.sent_id, "tokens": tokens,
+            "tags": iob1_to_iob2(tags) if scheme == "iob1" else tags,
+            "origin": sentence.origin, "file": sentence.file, "line": sentence.line,
+        })
+    return ReadResult(rows=rows_frame(rows, CONLL_DTYPES), quarantine=quarantine.frame(), n_in=n_in).check(corpus)

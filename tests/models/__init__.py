@@ -1,0 +1,1 @@
+"""Tests of the predictor protocols, their evaluation tables and the classical baselines."""
