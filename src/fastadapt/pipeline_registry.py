@@ -12,5 +12,7 @@ DEFAULT_PIPELINES = ("ingestion", "features", "baselines", "evaluation", "report
 def register_pipelines() -> dict[str, Pipeline]:
     """Every pipeline by its folder name, and `__default__` = the data-to-report chain."""
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum((pipelines[name] for name in DEFAULT_PIPELINES), Pipeline([]))
+    # `kedro run --pipelines NAME` makes Kedro load only NAME; the default exists when all load.
+    if all(name in pipelines for name in DEFAULT_PIPELINES):
+        pipelines["__default__"] = sum((pipelines[name] for name in DEFAULT_PIPELINES), Pipeline([]))
     return pipelines

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
 from fastadapt.config import domain_configs, project_parameters
 from fastadapt.pipelines.baselines.nodes import (
@@ -12,41 +12,31 @@ from fastadapt.pipelines.baselines.nodes import (
     predict_classification_test,
     predict_ner_test,
 )
+from fastadapt.pipelines.wiring import domain_node
 
 
 def text_baselines(domain: str) -> Pipeline:
-    template = Pipeline(
+    tfidf = "params:baselines.tfidf"
+    return Pipeline(
         [
-            Node(fit_tfidf, ["splits", "params:tfidf"], "model.tfidf", name="fit_tfidf_node"),
-            Node(
-                predict_classification_test,
-                ["model.tfidf", "splits"],
-                "predictions.tfidf",
-                name="predict_tfidf_node",
-            ),
-            Node(
-                kshot_tfidf,
-                ["splits", "kshot_sets", "params:tfidf"],
-                "kshot_predictions.tfidf",
-                name="kshot_tfidf_node",
-            ),
+            domain_node(domain, fit_tfidf, ["splits", tfidf], "model.tfidf", "fit_tfidf_node"),
+            domain_node(domain, predict_classification_test, ["model.tfidf", "splits"], "predictions.tfidf",
+                        "predict_tfidf_node"),
+            domain_node(domain, kshot_tfidf, ["splits", "kshot_sets", tfidf], "kshot_predictions.tfidf",
+                        "kshot_tfidf_node"),
         ],
         tags=["cpu", "baselines"],
-    )
-    return Pipeline(
-        template, namespace=domain, parameters={"params:tfidf": "params:baselines.tfidf"}
     )
 
 
 def ner_baselines(domain: str) -> Pipeline:
-    template = Pipeline(
+    return Pipeline(
         [
-            Node(fit_crf, ["splits", "params:crf"], "model.crf", name="fit_crf_node"),
-            Node(predict_ner_test, ["model.crf", "splits"], "predictions.crf", name="predict_crf_node"),
+            domain_node(domain, fit_crf, ["splits", "params:baselines.crf"], "model.crf", "fit_crf_node"),
+            domain_node(domain, predict_ner_test, ["model.crf", "splits"], "predictions.crf", "predict_crf_node"),
         ],
         tags=["cpu", "baselines"],
     )
-    return Pipeline(template, namespace=domain, parameters={"params:crf": "params:baselines.crf"})
 
 
 def create_pipeline(**kwargs) -> Pipeline:

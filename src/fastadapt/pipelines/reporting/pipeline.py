@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import warnings
+
 from kedro.pipeline import Node, Pipeline
 
 from fastadapt.config import domain_configs, project_parameters
 from fastadapt.pipelines.reporting.nodes import learning_curve_plot, learning_curve_table, summary_report
-from fastadapt.pipelines.wiring import bind
+from fastadapt.pipelines.wiring import domain_node
+
+
+def domain_curves(domain: str, models: list[str], kshot_models: list[str]) -> Pipeline:
+    """The k-shot learning-curve table and plot of one domain."""
+    curve_inputs = {f"kshot__{m}": f"kshot_metrics.{m}" for m in kshot_models}
+    curve_inputs.update({f"full__{m}": f"metrics.{m}" for m in models})
+    return Pipeline(
+        [
+            domain_node(domain, learning_curve_table, curve_inputs, "learning_curve_table",
+                        "learning_curve_table_node"),
+            domain_node(domain, learning_curve_plot, "learning_curve_table", "learning_curve",
+                        "learning_curve_plot_node", domain=domain),
+        ],
+        tags=["cpu", "reporting"],
+    )
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     parameters = project_parameters()
     models = parameters["evaluation"]["models"]
     kshot_models = parameters["evaluation"]["kshot_models"]
-    nodes = []
+    pipeline = Pipeline([])
     summary_inputs = {
         "environment": "params:report_environment",
         "stream_accounting": "stream_accounting",
@@ -24,14 +41,11 @@ def create_pipeline(**kwargs) -> Pipeline:
         for model in models.get(config.kind, []):
             summary_inputs[f"metrics__{domain}__{model}"] = f"{domain}.metrics.{model}"
         if kshot_models.get(config.kind):
-            curve_inputs = {f"kshot__{m}": f"{domain}.kshot_metrics.{m}" for m in kshot_models[config.kind]}
-            curve_inputs.update({f"full__{m}": f"{domain}.metrics.{m}" for m in models.get(config.kind, [])})
-            nodes += [
-                Node(learning_curve_table, curve_inputs, f"{domain}.learning_curve_table",
-                     name="learning_curve_table_node", namespace=domain),
-                Node(bind(learning_curve_plot, domain=domain), f"{domain}.learning_curve_table",
-                     f"{domain}.learning_curve", name="learning_curve_plot_node", namespace=domain),
-            ]
+            pipeline += domain_curves(domain, models.get(config.kind, []), kshot_models[config.kind])
             summary_inputs[f"curves__{domain}"] = f"{domain}.learning_curve_table"
-    nodes.append(Node(summary_report, summary_inputs, "summary_report", name="summary_report_node"))
-    return Pipeline(nodes, tags=["cpu", "reporting"])
+    with warnings.catch_warnings():
+        # The summary reads every domain's namespaced outputs on purpose; Kedro warns about
+        # dotted names used outside their namespace.
+        warnings.filterwarnings("ignore", message="One or more dataset names contain")
+        summary = Node(summary_report, summary_inputs, "summary_report", name="summary_report_node")
+    return pipeline + Pipeline([summary], tags=["cpu", "reporting"])

@@ -1,0 +1,5 @@
+"""The `evaluation` pipeline."""
+
+from fastadapt.pipelines.evaluation.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]
