@@ -1,6 +1,7 @@
 """Custom Kedro datasets: the only modules below `pipelines` that know Kedro."""
 
 from fastadapt.datasets.atomic import AtomicDataset
+from fastadapt.datasets.model_directory import ModelDirectoryDataset
 from fastadapt.datasets.raw_folder import RawFolderDataset
 
-__all__ = ["AtomicDataset", "RawFolderDataset"]
+__all__ = ["AtomicDataset", "ModelDirectoryDataset", "RawFolderDataset"]

@@ -86,3 +86,17 @@ def build_unlabelled_pool(
     pool = unlabelled_pool(sources)
     log.info("unlabelled pool: %d texts from %s", len(pool), pool["source"].value_counts().to_dict())
     return pool
+
+
+def train_pool_tokenizer(pool: pd.DataFrame, tokenizer_params: Mapping[str, Any]) -> Any:
+    """tiny-bert's WordPiece vocabulary, learnt from our own unlabelled pool."""
+    from fastadapt.models.backbones import SavedTokenizer, train_wordpiece_tokenizer
+
+    tokenizer = train_wordpiece_tokenizer(
+        pool["text"].tolist(),
+        vocab_size=int(tokenizer_params["vocab_size"]),
+        lowercase=bool(tokenizer_params["lowercase"]),
+        min_frequency=int(tokenizer_params["min_frequency"]),
+    )
+    log.info("WordPiece tokeniser: %d tokens from %d texts", len(tokenizer), len(pool))
+    return SavedTokenizer(tokenizer)

