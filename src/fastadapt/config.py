@@ -30,6 +30,7 @@ class DomainConfig:
     reader_options: dict[str, Any] = field(default_factory=dict)
     split: dict[str, Any] = field(default_factory=dict)
     report_subsets: dict[str, str] = field(default_factory=dict)
+    unseen_classes: dict[str, Any] | None = None
 
     @classmethod
     def from_params(cls, name: str, params: Mapping[str, Any]) -> "DomainConfig":
@@ -38,7 +39,7 @@ class DomainConfig:
         where = f"domains.{name}"
         if not isinstance(params, Mapping):
             raise ConfigError(f"{where} must be a mapping of settings, got {params!r}")
-        known = {"kind", "reader", "raw", "reader_options", "split", "report_subsets"}
+        known = {"kind", "reader", "raw", "reader_options", "split", "report_subsets", "unseen_classes"}
         unknown = sorted(set(params) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: {sorted(known)}")
@@ -60,7 +61,17 @@ class DomainConfig:
             reader_options=dict(params.get("reader_options") or {}),
             split=dict(params.get("split") or default_split),
             report_subsets=dict(params.get("report_subsets") or {}),
+            unseen_classes=cls._unseen_classes(params.get("unseen_classes"), where),
         )
+
+    @staticmethod
+    def _unseen_classes(value: Any, where: str) -> dict[str, Any] | None:
+        """`unseen_classes: {group_column: service, ks: [1, 5, 10]}` turns on unseen-class k-shot."""
+        if value is None:
+            return None
+        if not isinstance(value, Mapping) or set(value) - {"group_column", "ks"}:
+            raise ConfigError(f"{where}.unseen_classes must be a mapping with keys group_column and ks")
+        return {"group_column": value.get("group_column"), "ks": list(value.get("ks", [1, 5, 10]))}
 
 
 def domain_configs(parameters: Mapping[str, Any]) -> dict[str, DomainConfig]:

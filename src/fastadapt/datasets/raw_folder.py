@@ -45,8 +45,11 @@ class RawFolderDataset(AbstractDataset[None, dict[str, bytes]]):
                 f"Raw data folder '{self._path}' does not exist. {self._source_hint}".strip()
             )
         files: dict[str, bytes] = {}
-        for full_path in sorted(self._fs.glob(f"{self._root}/{self._glob}")):
-            relative = PurePosixPath(full_path).relative_to(PurePosixPath(self._root).as_posix())
+        # The root as the filesystem spells the paths glob returns (a relative local path made
+        # absolute), so that every file's path relative to it can be taken.
+        root = PurePosixPath(self._fs._strip_protocol(self._root))
+        for full_path in sorted(self._fs.glob(f"{root}/{self._glob}")):
+            relative = PurePosixPath(full_path).relative_to(root)
             if self._fs.isdir(full_path) or relative.name in SKIPPED_NAMES:
                 continue
             with self._fs.open(full_path, "rb") as handle:

@@ -95,7 +95,11 @@ def daily_counts(
     def aggregate(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         return (
             rows.groupby(keys, sort=True)
-            .agg(n=("negative", "size"), n_negative=("negative", "sum"), mean_score=("score", "mean"))
+            .agg(
+                n=("negative", "size"),
+                n_negative=("negative", "sum"),
+                mean_score=("score", "mean"),
+            )
             .reset_index()
         )
 

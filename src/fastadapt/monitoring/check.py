@@ -42,7 +42,9 @@ def surge_days_from_labels(
 
 def _days_by_entity(alerts: pd.DataFrame) -> dict[str, np.ndarray]:
     days = pd.to_datetime(alerts["window_end"]).dt.normalize()
-    frame = pd.DataFrame({"entity": alerts["entity"].astype(str).to_numpy(), "day": days.to_numpy()})
+    frame = pd.DataFrame(
+        {"entity": alerts["entity"].astype(str).to_numpy(), "day": days.to_numpy()}
+    )
     frame = frame.drop_duplicates()
     return {
         entity: rows["day"].to_numpy("datetime64[D]").astype(np.int64)

@@ -48,6 +48,10 @@ TEST_COLUMNS = [
 ]
 
 
+def _is_integer(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
 @dataclass(frozen=True)
 class SurgeConfig:
     """Settings of the surge test; invalid values raise ValueError naming the parameter.
@@ -81,8 +85,10 @@ class SurgeConfig:
     def __post_init__(self) -> None:
         def integer(name: str, minimum: int) -> None:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"SurgeConfig.{name} must be an integer >= {minimum}, got {value!r}")
+            if not _is_integer(value) or value < minimum:
+                raise ValueError(
+                    f"SurgeConfig.{name} must be an integer >= {minimum}, got {value!r}"
+                )
 
         integer("baseline_days", 1)
         integer("min_baseline_days", 0)
@@ -296,7 +302,7 @@ def deduplicate_alerts(alerts: pd.DataFrame, cooldown_days: int) -> pd.DataFrame
     cool-down runs from the kept alert, so a lasting surge is reported again every
     ``cooldown_days + 1`` days or so.
     """
-    if isinstance(cooldown_days, bool) or not isinstance(cooldown_days, (int, np.integer)) or cooldown_days < 0:
+    if not _is_integer(cooldown_days) or cooldown_days < 0:
         raise ValueError(f"cooldown_days must be an integer >= 0, got {cooldown_days!r}")
     ordered = alerts.sort_values(["entity", "window_start", "window_end"], kind="stable")
     kept_rows: list[int] = []
@@ -318,7 +324,9 @@ def deduplicate_alerts(alerts: pd.DataFrame, cooldown_days: int) -> pd.DataFrame
         last_end.append(end)
     result = ordered.iloc[kept_rows].copy()
     result["n_absorbed"] = np.asarray(absorbed, dtype=np.int64)
-    result["last_absorbed_end"] = pd.Series(last_end, index=result.index, dtype=ordered["window_end"].dtype)
+    result["last_absorbed_end"] = pd.Series(
+        last_end, index=result.index, dtype=ordered["window_end"].dtype
+    )
     result.attrs = dict(alerts.attrs)
     return result.reset_index(drop=True)
 

@@ -10,6 +10,7 @@ from typing import Callable, Mapping
 
 from fastadapt.readers.conll import read_conll
 from fastadapt.readers.dialogue import read_dialogue_jsonl, read_sgd
+from fastadapt.readers.dialogue_intents import read_dialogue_intents
 from fastadapt.readers.labelled_csv import read_labelled_csv
 from fastadapt.readers.phrasebank import read_phrasebank
 from fastadapt.readers.quarantine import RawInputError, ReadResult
@@ -30,6 +31,7 @@ READERS: dict[str, Reader] = {
     "stockemotions": read_stockemotions,
     "sgd": read_sgd,
     "dialogue_jsonl": read_dialogue_jsonl,
+    "dialogue_intents": read_dialogue_intents,
 }
 
 

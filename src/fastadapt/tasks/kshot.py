@@ -174,3 +174,41 @@ def _concat_sets(frames: list[pd.DataFrame], extra_columns: dict[str, type]) -> 
     if not frames:
         return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in dtypes.items()})
     return pd.concat(frames, ignore_index=True).astype(dtypes)
+
+
+def unseen_class_rows(splits: pd.DataFrame, group_column: str | None = None) -> pd.DataFrame:
+    """Test rows of classes that training never saw (PROTOCOL.md section 5).
+
+    With `group_column` (SGD's `service`), a class is unseen when its group never occurs in the
+    train split; without it, when the label itself never does.
+    """
+    train = splits[splits["split"] == "train"]
+    test = splits[splits["split"] == "test"]
+    if group_column:
+        require_columns(splits, [group_column], "unseen_class_rows")
+        return test[~test[group_column].isin(set(train[group_column]))]
+    return test[~test["label"].isin(set(train["label"]))]
+
+
+def unseen_class_kshot_sets(
+    splits: pd.DataFrame, ks: Iterable[int], seeds: Iterable[int], group_column: str | None = None
+) -> pd.DataFrame:
+    """k-shot support sets on unseen classes, drawn from the test split as section 2 draws.
+
+    Columns k, seed, row_id, label, role: the support rows, and as `query` every other test row
+    of those classes (the support is left out of the query).
+    """
+    unseen = unseen_class_rows(splits, group_column)
+    if unseen.empty:
+        raise KShotError("no test rows of classes unseen in training: nothing to draw unseen-class k-shot sets from")
+    seeds = list(seeds)
+    frames = []
+    for k in ks:
+        for seed in seeds:
+            support = set(draw_kshot(unseen, k, seed))
+            roles = np.where(unseen["row_id"].isin(support), "support", "query")
+            frames.append(
+                pd.DataFrame({"k": int(k), "seed": int(seed), "row_id": unseen["row_id"].to_numpy(),
+                              "label": unseen["label"].astype(str).to_numpy(), "role": roles})
+            )
+    return pd.concat(frames, ignore_index=True)

@@ -75,3 +75,21 @@ def fit_crf(splits: pd.DataFrame, crf_params: Mapping[str, Any]) -> CrfTagger:
 def predict_ner_test(model: Any, splits: pd.DataFrame) -> pd.DataFrame:
     """Tag predictions on the test split in the evaluation contract (any SequenceTagger)."""
     return ner_predictions(model, _split(splits, "test"))
+
+
+def unseen_kshot_tfidf(
+    splits: pd.DataFrame, unseen_kshot_sets: pd.DataFrame, tfidf_params: Mapping[str, Any]
+) -> pd.DataFrame:
+    """TF-IDF fitted on each unseen-class support set, scored on the rest of those classes."""
+    rows_by_id = splits.set_index("row_id")
+    frames = []
+    groups = list(unseen_kshot_sets.groupby(["k", "seed"], sort=True))
+    for (k, seed), episode in tqdm(groups, desc="unseen-class k-shot TF-IDF", unit="set"):
+        support = rows_by_id.loc[episode.loc[episode["role"] == "support", "row_id"]]
+        query = rows_by_id.loc[episode.loc[episode["role"] == "query", "row_id"]].reset_index()
+        model = _tfidf(tfidf_params).fit(support["text"].tolist(), support["label"].tolist())
+        predictions = classification_predictions(model, query)
+        predictions.insert(0, "seed", int(seed))
+        predictions.insert(0, "k", int(k))
+        frames.append(predictions)
+    return pd.concat(frames, ignore_index=True)

@@ -11,14 +11,20 @@ from fastadapt.pipelines.baselines.nodes import (
     kshot_tfidf,
     predict_classification_test,
     predict_ner_test,
+    unseen_kshot_tfidf,
 )
 from fastadapt.pipelines.wiring import domain_node
 
 
-def text_baselines(domain: str) -> Pipeline:
+def text_baselines(domain: str, unseen_classes: bool) -> Pipeline:
     tfidf = "params:baselines.tfidf"
+    unseen = [
+        domain_node(domain, unseen_kshot_tfidf, ["splits", "unseen_kshot_sets", tfidf],
+                    "unseen_kshot_predictions.tfidf", "unseen_kshot_tfidf_node")
+    ] if unseen_classes else []
     return Pipeline(
         [
+            *unseen,
             domain_node(domain, fit_tfidf, ["splits", tfidf], "model.tfidf", "fit_tfidf_node"),
             domain_node(domain, predict_classification_test, ["model.tfidf", "splits"], "predictions.tfidf",
                         "predict_tfidf_node"),
@@ -42,5 +48,8 @@ def ner_baselines(domain: str) -> Pipeline:
 def create_pipeline(**kwargs) -> Pipeline:
     pipeline = Pipeline([])
     for name, config in domain_configs(project_parameters()).items():
-        pipeline += text_baselines(name) if config.kind == "text_classification" else ner_baselines(name)
+        if config.kind == "text_classification":
+            pipeline += text_baselines(name, config.unseen_classes is not None)
+        else:
+            pipeline += ner_baselines(name)
     return pipeline

@@ -37,12 +37,15 @@ def evaluate_classification(
     config = DomainConfig.from_params(domain, domain_params)
     labels = sorted(splits["label"].unique())
     metrics: dict[str, Any] = {"domain": domain, "model": model, "test": classification_metrics(predictions, labels)}
-    if config.report_subsets:
-        test_rows = splits.set_index("row_id").loc[predictions["row_id"]]
-        metrics["subsets"] = {
-            name: subset_metrics(predictions, test_rows.eval(query).to_numpy())
-            for name, query in config.report_subsets.items()
-        }
+    test_rows = splits.set_index("row_id").loc[predictions["row_id"]]
+    subsets = {name: test_rows.eval(query).to_numpy() for name, query in config.report_subsets.items()}
+    seen = predictions["label"].isin(set(splits.loc[splits["split"] == "train", "label"])).to_numpy()
+    if not seen.all():
+        # Test classes that training never saw cannot be predicted by a closed-set model: the
+        # figure on the seen classes says how well it does where it can.
+        subsets["classes_seen_in_train"] = seen
+    if subsets:
+        metrics["subsets"] = {name: subset_metrics(predictions, mask) for name, mask in subsets.items()}
     figure = confusion_matrix_figure(predictions, labels, title=f"{domain}: {model} (test)")
     return metrics, classification_report_frame(predictions, labels), figure, mlflow_metrics(metrics)
 

@@ -9,7 +9,9 @@ from fastadapt.pipelines.evaluation.nodes import evaluate_classification, evalua
 from fastadapt.pipelines.wiring import domain_node
 
 
-def domain_evaluation(domain: str, kind: str, models: list[str], kshot_models: list[str]) -> Pipeline:
+def domain_evaluation(
+    domain: str, kind: str, models: list[str], kshot_models: list[str], unseen_kshot_models: list[str]
+) -> Pipeline:
     """One domain's nodes: each model's predictions in, metrics, reports and plots out."""
     nodes = []
     for model in models:
@@ -37,6 +39,11 @@ def domain_evaluation(domain: str, kind: str, models: list[str], kshot_models: l
             domain_node(domain, evaluate_kshot, f"kshot_predictions.{model}", f"kshot_metrics.{model}",
                         f"evaluate_kshot_{model}_node")
         )
+    for model in unseen_kshot_models:
+        nodes.append(
+            domain_node(domain, evaluate_kshot, f"unseen_kshot_predictions.{model}", f"unseen_kshot_metrics.{model}",
+                        f"evaluate_unseen_kshot_{model}_node")
+        )
     return Pipeline(nodes, tags=["cpu", "evaluation"])
 
 
@@ -44,9 +51,13 @@ def create_pipeline(**kwargs) -> Pipeline:
     parameters = project_parameters()
     models = parameters["evaluation"]["models"]
     kshot_models = parameters["evaluation"]["kshot_models"]
+    unseen_models = parameters["evaluation"].get("unseen_kshot_models", [])
     return Pipeline(
         [
-            domain_evaluation(domain, config.kind, models.get(config.kind, []), kshot_models.get(config.kind, []))
+            domain_evaluation(
+                domain, config.kind, models.get(config.kind, []), kshot_models.get(config.kind, []),
+                unseen_models if config.unseen_classes is not None else [],
+            )
             for domain, config in domain_configs(parameters).items()
         ]
     )

@@ -9,7 +9,7 @@ import pandas as pd
 
 from fastadapt.config import DomainConfig
 from fastadapt.tasks.episodes import class_split_episodes, parse_class_list
-from fastadapt.tasks.kshot import kshot_sets, ner_kshot_sets
+from fastadapt.tasks.kshot import kshot_sets, ner_kshot_sets, unseen_class_kshot_sets
 from fastadapt.tasks.pool import unlabelled_pool
 from fastadapt.tasks.splits import SplitSpec, assign_splits
 
@@ -71,7 +71,10 @@ def draw_class_split_episodes(
 
 
 def build_unlabelled_pool(
-    news_stream: pd.DataFrame, pool_params: Mapping[str, Any], **domain_splits: pd.DataFrame
+    news_stream: pd.DataFrame,
+    pool_params: Mapping[str, Any],
+    dialogue_turns: pd.DataFrame | None = None,
+    **domain_splits: pd.DataFrame,
 ) -> pd.DataFrame:
     """Unlabelled texts for self-supervised pretraining; test splits are never included."""
     keep = set(pool_params["domain_splits"])
@@ -79,6 +82,9 @@ def build_unlabelled_pool(
     if pool_params.get("stream", True):
         for source, frame in news_stream.groupby("source", sort=True):
             sources[f"stream:{source}"] = frame["headline"].tolist()
+    if dialogue_turns is not None:
+        utterances = dialogue_turns[dialogue_turns["split"].isin(keep)]
+        sources["dialogue_logs"] = utterances["text"].tolist()
     for domain, splits in sorted(domain_splits.items()):
         chosen = splits[splits["split"].isin(keep)]
         texts = chosen["text"] if "text" in chosen else chosen["tokens"].map(" ".join)
@@ -100,3 +106,13 @@ def train_pool_tokenizer(pool: pd.DataFrame, tokenizer_params: Mapping[str, Any]
     )
     log.info("WordPiece tokeniser: %d tokens from %d texts", len(tokenizer), len(pool))
     return SavedTokenizer(tokenizer)
+
+
+def draw_unseen_kshot_sets(
+    splits: pd.DataFrame, kshot_params: Mapping[str, Any], domain_params: Mapping[str, Any], domain: str
+) -> pd.DataFrame:
+    """k-shot sets on test classes never seen in training (PROTOCOL.md section 5)."""
+    config = DomainConfig.from_params(domain, domain_params)
+    return unseen_class_kshot_sets(
+        splits, config.unseen_classes["ks"], kshot_params["seeds"], config.unseen_classes["group_column"]
+    )

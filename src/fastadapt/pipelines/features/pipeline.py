@@ -9,15 +9,25 @@ from fastadapt.pipelines.features.nodes import (
     build_unlabelled_pool,
     draw_class_split_episodes,
     draw_kshot_sets,
+    draw_unseen_kshot_sets,
     split_domain,
     train_pool_tokenizer,
 )
 from fastadapt.pipelines.wiring import bind
 
 
-def domain_features(domain: str) -> Pipeline:
+def domain_features(domain: str, unseen_classes: bool) -> Pipeline:
+    unseen = [
+        Node(
+            bind(draw_unseen_kshot_sets, domain=domain),
+            inputs=["splits", "params:kshot", "params:domain"],
+            outputs="unseen_kshot_sets",
+            name="draw_unseen_kshot_sets_node",
+        )
+    ] if unseen_classes else []
     template = Pipeline(
         [
+            *unseen,
             Node(
                 bind(split_domain, domain=domain),
                 inputs=["rows", "params:domain", "params:seed"],
@@ -47,7 +57,9 @@ def domain_features(domain: str) -> Pipeline:
 def create_pipeline(**kwargs) -> Pipeline:
     parameters = project_parameters()
     domains = domain_configs(parameters)
-    pipeline = Pipeline([domain_features(name) for name in domains])
+    pipeline = Pipeline(
+        [domain_features(name, config.unseen_classes is not None) for name, config in domains.items()]
+    )
     episode_domain = parameters["episodes"]["domain"]
     shared = Pipeline(
         [
@@ -66,6 +78,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs={
                     "news_stream": "news_stream",
                     "pool_params": "params:unlabelled_pool",
+                    **({"dialogue_turns": "dialogue_turns"} if parameters.get("dialogue_logs") else {}),
                     **{name: f"{name}.splits" for name in domains},
                 },
                 outputs="unlabelled_pool",

@@ -54,21 +54,20 @@ def clean_domain(
     return kept, quarantine, accounting
 
 
-def read_stream_source(
-    raw_files: Mapping[str, bytes], source_params: Mapping[str, Any], source: str
-) -> ReadResult:
-    """Read one dated source of the news stream."""
+def read_source(raw_files: Mapping[str, bytes], source_params: Mapping[str, Any], source: str) -> ReadResult:
+    """Read one source of a multi-source table (the news stream, the dialogue logs)."""
     return read_raw(source_params["reader"], raw_files, source_params.get("reader_options") or {}, source)
 
 
-def combine_stream(*parts: ReadResult, sources: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """One stream table from all sources, ordered by time, with per-source accounting."""
-    combined = concat_results(list(parts)).check("stream")
-    stream = combined.rows.sort_values(["published_at", "source", "row_id"], kind="stable")
-    stream = stream.reset_index(drop=True)
-    stream["row_id"] = range(len(stream))
+def combine_sources(
+    *parts: ReadResult, sources: list[str], group: str, sort_by: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """One table from all sources, sorted by `sort_by`, with per-source and total accounting."""
+    combined = concat_results(list(parts)).check(group)
+    table = combined.rows.sort_values([*sort_by, "row_id"], kind="stable").reset_index(drop=True)
+    table["row_id"] = range(len(table))
     per_source = [part.accounting(source) for source, part in zip(sources, parts)]
-    totals = combined.accounting("stream")
+    totals = combined.accounting(group)
     if totals["rows_in"] != sum(p["rows_in"] for p in per_source):
-        raise AccountingError("stream: per-source counts do not add up to the total")
-    return stream, combined.quarantine, {"total": totals, "sources": per_source}
+        raise AccountingError(f"{group}: per-source counts do not add up to the total")
+    return table, combined.quarantine, {"total": totals, "sources": per_source}

@@ -7,9 +7,9 @@ from kedro.pipeline import Node, Pipeline
 from fastadapt.config import domain_configs, project_parameters
 from fastadapt.pipelines.ingestion.nodes import (
     clean_domain,
-    combine_stream,
+    combine_sources,
     parse_domain,
-    read_stream_source,
+    read_source,
 )
 from fastadapt.pipelines.wiring import bind
 
@@ -41,25 +41,25 @@ def domain_ingestion(domain: str, raw: str) -> Pipeline:
     )
 
 
-def stream_ingestion(sources: dict) -> Pipeline:
-    """One reader node per stream source, then one combined, time-ordered table."""
+def multi_source_ingestion(group: str, sources: dict, outputs: list[str], sort_by: list[str]) -> Pipeline:
+    """One reader node per source of `group`, then one combined table with its accounting."""
     names = sorted(sources)
     readers = [
         Node(
-            bind(read_stream_source, source=name),
-            inputs=[f"raw.{sources[name]['raw']}", f"params:stream.sources.{name}"],
-            outputs=f"stream.part_{name}",
+            bind(read_source, source=name),
+            inputs=[f"raw.{sources[name]['raw']}", f"params:{group}.sources.{name}"],
+            outputs=f"{group}.part_{name}",
             name=f"read_{name}_node",
-            namespace="stream",
+            namespace=group,
         )
         for name in names
     ]
     combine = Node(
-        bind(combine_stream, sources=names),
-        inputs=[f"stream.part_{name}" for name in names],
-        outputs=["news_stream", "stream_quarantine", "stream_accounting"],
-        name="combine_stream_node",
-        namespace="stream",
+        bind(combine_sources, sources=names, group=group, sort_by=sort_by),
+        inputs=[f"{group}.part_{name}" for name in names],
+        outputs=outputs,
+        name=f"combine_{group}_node",
+        namespace=group,
     )
     return Pipeline([*readers, combine], tags=["cpu", "ingestion"])
 
@@ -69,4 +69,14 @@ def create_pipeline(**kwargs) -> Pipeline:
     pipeline = Pipeline([])
     for name, config in domain_configs(parameters).items():
         pipeline += domain_ingestion(name, config.raw)
-    return pipeline + stream_ingestion(parameters["stream"]["sources"])
+    pipeline += multi_source_ingestion(
+        "stream", parameters["stream"]["sources"], ["news_stream", "stream_quarantine", "stream_accounting"],
+        sort_by=["published_at", "source"],
+    )
+    if parameters.get("dialogue_logs", {}).get("sources"):
+        pipeline += multi_source_ingestion(
+            "dialogue_logs", parameters["dialogue_logs"]["sources"],
+            ["dialogue_turns", "dialogue_quarantine", "dialogue_accounting"],
+            sort_by=["split", "conversation_id", "turn_index"],
+        )
+    return pipeline

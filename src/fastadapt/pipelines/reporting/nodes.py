@@ -67,11 +67,42 @@ def _run_line(environment: str) -> str:
     return f"Generated {now} by `kedro run` (config environment: `{environment}`), MLflow run `{run_id}`."
 
 
+def _results_tables(metrics: list[dict]) -> list[str]:
+    classification, ner = [], []
+    for value in metrics:
+        test = value["test"]
+        row = {"domain": value["domain"], "model": value["model"]}
+        if "entity_f1" in test:
+            row.update({"entity F1": test["entity_f1"], "precision": test["precision"], "recall": test["recall"],
+                        "token accuracy": test["token_accuracy"], "sentences": test["n_sentences"]})
+            row.update({k.replace("f1__", "F1 "): v for k, v in test.items() if k.startswith("f1__")})
+            ner.append(row)
+        else:
+            row.update({"accuracy": test["accuracy"], "macro F1": test["macro_f1"],
+                        "ROC-AUC (OvR)": test["roc_auc_ovr"], "test rows": test["n"]})
+            subsets = value.get("subsets") or {}
+            row["subsets"] = "; ".join(
+                f"{name}: acc {figures['accuracy']:.3f} (n={figures['n']})" for name, figures in subsets.items()
+            ) or "-"
+            classification.append(row)
+    lines = ["## Test-set results, full training data", ""]
+    if classification:
+        lines += ["### Text classification", "", markdown_table(pd.DataFrame(classification)), ""]
+    if ner:
+        lines += ["### NER (seqeval, strict IOB2, micro over types)", "", markdown_table(pd.DataFrame(ner)), ""]
+    lines += ["Per-class reports and confusion matrices: `data/08_reporting/<domain>/<model>/`.", ""]
+    return lines
+
+
+def _mean_sd(frame: pd.DataFrame, metric: str) -> pd.Series:
+    return frame.apply(lambda r: f"{r[metric + '_mean']:.3f} ± {r[metric + '_std']:.3f}", axis=1)
+
+
 def summary_report(environment: str, **inputs: Any) -> str:
     """The report a person reads first: data accounting, then every model's figures.
 
-    Inputs are named `accounting__<domain>`, `stream_accounting`, `metrics__<domain>__<model>`,
-    `curves__<domain>` and `episodes`.
+    Inputs are named `accounting__<domain>`, `stream_accounting`, `dialogue_accounting`, `metrics__<domain>__<model>`,
+    `curves__<domain>`, `unseen__<domain>__<model>` and `episodes`.
     """
     accountings = {k.split("__", 1)[1]: v for k, v in inputs.items() if k.startswith("accounting__")}
     stream = inputs.get("stream_accounting")
@@ -81,48 +112,46 @@ def summary_report(environment: str, **inputs: Any) -> str:
     all_accountings = dict(accountings)
     if stream:
         all_accountings.update({f"stream: {s['corpus']}": s for s in stream["sources"]})
+    dialogue = inputs.get("dialogue_accounting")
+    if dialogue:
+        all_accountings.update({f"dialogue turns: {s['corpus']}": s for s in dialogue["sources"]})
     lines += [markdown_table(_accounting_table(all_accountings)), ""]
-    overlap_rows = [
-        {"domain": d, **{k: v for k, v in a["test_overlap"].items()}} for d, a in accountings.items() if a.get("test_overlap")
-    ]
+    lines += ["Quarantined rows, with file, line and reason: `data/02_intermediate/<domain>/quarantine.parquet`.", ""]
+    overlap_rows = [{"domain": d, **a["test_overlap"]} for d, a in accountings.items() if a.get("test_overlap", {}).get("test_rows")]
     if overlap_rows:
-        lines += ["Official test rows whose duplicate key also occurs in training material (kept, as PROTOCOL.md section 0 says):", ""]
+        lines += ["Official test rows whose duplicate key also occurs in training material "
+                  "(kept as they are, PROTOCOL.md section 0):", ""]
         lines += [markdown_table(pd.DataFrame(overlap_rows)), ""]
 
-    metric_rows = []
-    for key, value in sorted(inputs.items()):
-        if not key.startswith("metrics__"):
-            continue
-        test = value["test"]
-        row = {"domain": value["domain"], "model": value["model"]}
-        if "entity_f1" in test:
-            row.update({"entity F1": test["entity_f1"], "token accuracy": test["token_accuracy"], "n": test["n_sentences"]})
-            row.update({k.replace("f1__", "F1 "): v for k, v in test.items() if k.startswith("f1__")})
-        else:
-            row.update({"accuracy": test["accuracy"], "macro F1": test["macro_f1"], "ROC-AUC (OvR)": test["roc_auc_ovr"], "n": test["n"]})
-            for subset, figures in (value.get("subsets") or {}).items():
-                row[f"accuracy ({subset})"] = figures["accuracy"]
-        metric_rows.append(row)
-    if metric_rows:
-        lines += ["## Test-set results, full training data", ""]
-        lines += [markdown_table(pd.DataFrame(metric_rows)), ""]
-        lines += ["Per-class reports and confusion matrices: `data/08_reporting/<domain>/<model>/`.", ""]
+    metrics = [value for key, value in sorted(inputs.items()) if key.startswith("metrics__")]
+    if metrics:
+        lines += _results_tables(metrics)
 
     curves = {k.split("__", 1)[1]: v for k, v in inputs.items() if k.startswith("curves__")}
     if curves:
-        lines += ["## k-shot learning curves (test accuracy, mean ± sd over seeds)", ""]
+        lines += ["## k-shot learning curves (test accuracy, mean ± sd over seeds; PROTOCOL.md section 2)", ""]
         for domain, table in sorted(curves.items()):
             if table.empty:
                 continue
-            shown = table[table["k"] != FULL_DATA_K].copy()
-            shown["accuracy"] = shown.apply(lambda r: f"{r.accuracy_mean:.3f} ± {r.accuracy_std:.3f}", axis=1)
-            shown["macro F1"] = shown.apply(lambda r: f"{r.macro_f1_mean:.3f} ± {r.macro_f1_std:.3f}", axis=1)
-            lines += [f"### {domain}", "", markdown_table(shown[["model", "k", "accuracy", "macro F1", "n_runs"]]), ""]
+            shown = table[table["k"] != FULL_DATA_K].assign(
+                accuracy=lambda f: _mean_sd(f, "accuracy"), macro_f1=lambda f: _mean_sd(f, "macro_f1")
+            )
+            lines += [f"### {domain}", "", markdown_table(shown[["model", "k", "accuracy", "macro_f1", "n_runs"]]), ""]
             lines += [f"![{domain} learning curve]({domain}/learning_curve.png)", ""]
+
+    unseen = {k.split("__", 1)[1]: v for k, v in inputs.items() if k.startswith("unseen__")}
+    if unseen:
+        lines += ["## k-shot on classes unseen in training (support from the test split, PROTOCOL.md section 5)", ""]
+        for key, table in sorted(unseen.items()):
+            domain, model = key.split("__", 1)
+            summary = summarise_runs(table, ["k"], ["accuracy", "macro_f1"])
+            summary = summary.assign(accuracy=_mean_sd(summary, "accuracy"), macro_f1=_mean_sd(summary, "macro_f1"))
+            lines += [f"### {domain}: {model}", "", markdown_table(summary[["k", "accuracy", "macro_f1", "n_runs"]]), ""]
 
     episodes = inputs.get("episodes")
     if episodes is not None and len(episodes):
-        counts = episodes.groupby(["setting", "split"])["episode"].nunique().reset_index(name="episodes")
+        counts = episodes.groupby(["setting", "split"])["episode"].nunique().unstack("split")
+        counts.columns = [f"split {c}" for c in counts.columns]
         lines += ["## Class-split episodes prepared for meta-test (PROTOCOL.md section 3)", ""]
-        lines += [markdown_table(counts), ""]
+        lines += [markdown_table(counts.reset_index()), ""]
     return "\n".join(lines)

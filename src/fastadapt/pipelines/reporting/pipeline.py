@@ -36,10 +36,15 @@ def create_pipeline(**kwargs) -> Pipeline:
         "stream_accounting": "stream_accounting",
         "episodes": "class_split_episodes",
     }
+    if parameters.get("dialogue_logs"):
+        summary_inputs["dialogue_accounting"] = "dialogue_accounting"
     for domain, config in domain_configs(parameters).items():
         summary_inputs[f"accounting__{domain}"] = f"{domain}.ingestion_accounting"
         for model in models.get(config.kind, []):
             summary_inputs[f"metrics__{domain}__{model}"] = f"{domain}.metrics.{model}"
+        if config.unseen_classes is not None:
+            for model in parameters["evaluation"].get("unseen_kshot_models", []):
+                summary_inputs[f"unseen__{domain}__{model}"] = f"{domain}.unseen_kshot_metrics.{model}"
         if kshot_models.get(config.kind):
             pipeline += domain_curves(domain, models.get(config.kind, []), kshot_models[config.kind])
             summary_inputs[f"curves__{domain}"] = f"{domain}.learning_curve_table"

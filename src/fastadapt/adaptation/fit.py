@@ -1,0 +1,449 @@
+"""Fit a task model from a backbone and labelled support data, with any strategy.
+
+    from fastadapt.adaptation import AdaptationConfig, adapt
+    from fastadapt.models.backbones import load_backbone
+
+    config = AdaptationConfig.from_params({"strategy": "prototype", "metric": "cosine"})
+    model = adapt(config, load_backbone("minilm-l6"), support)   # support: text, label columns
+    model.predict(["the bank raised its outlook"])
+
+`fit_classifier` / `fit_tagger` do the work; `adapt` picks one from the support table's columns
+(text, label: classification; tokens, tags: NER). The backbone passed in is never modified: full
+fine-tuning and LoRA train a copy of its encoder. Frozen-encoder strategies (head, prototype)
+accept features computed beforehand (`features=`), so a caller that fits many models on one
+domain (every k-shot set) encodes the domain's texts once.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from fastadapt.adaptation.classifier import (
+    EncoderClassifier,
+    LinearHead,
+    PooledClassifierModule,
+    PrototypeHead,
+)
+from fastadapt.adaptation.ner import (
+    IGNORE_INDEX,
+    EncoderTagger,
+    TokenClassifierModule,
+    encode_words,
+    subword_labels,
+    tag_set,
+    word_features,
+)
+from fastadapt.adaptation.strategies import AdaptationConfig
+from fastadapt.models.backbones import Backbone
+from fastadapt.models.batching import length_bucketed_batches, pad_batch, tokenize
+from fastadapt.models.encoder import embed_texts
+from fastadapt.tasks.kshot import draw_kshot, draw_ner_kshot
+
+log = logging.getLogger(__name__)
+
+
+# ---- batch sources (fastadapt.models.training.BatchSource) -------------------------------------
+
+
+class FeatureBatches:
+    """Shuffled mini-batches of precomputed feature vectors; (epoch, index) fixes the batch."""
+
+    def __init__(self, features: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int) -> None:
+        self.features, self.targets = features, targets
+        self.batch_size, self.seed = min(batch_size, len(targets)), seed
+        self._epoch, self._order = -1, None
+
+    def num_batches(self, epoch: int) -> int:
+        return math.ceil(len(self.targets) / self.batch_size)
+
+    def batch(self, epoch: int, index: int) -> dict[str, torch.Tensor]:
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._order = torch.from_numpy(np.random.default_rng([self.seed, epoch]).permutation(len(self.targets)))
+        chosen = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        return {"features": self.features[chosen], "labels": self.targets[chosen],
+                "attention_mask": torch.ones(len(chosen), 1, dtype=torch.long)}
+
+
+class SequenceBatches:
+    """Length-bucketed, shuffled batches of token id lists with a label per sequence (classes)
+    or per subword (tags); the order depends only on (seed, epoch)."""
+
+    def __init__(self, token_ids: list[list[int]], labels: list[Any], batch_size: int, seed: int,
+                 pad_token_id: int, per_token: bool) -> None:
+        self.token_ids, self.labels, self.per_token = token_ids, labels, per_token
+        self.batch_size, self.seed, self.pad_token_id = min(batch_size, len(token_ids)), seed, pad_token_id
+        self.lengths = [len(ids) for ids in token_ids]
+        self._epoch, self._batches = -1, []
+
+    def num_batches(self, epoch: int) -> int:
+        return math.ceil(len(self.token_ids) / self.batch_size)
+
+    def batch(self, epoch: int, index: int) -> dict[str, torch.Tensor]:
+        if epoch != self._epoch:
+            self._epoch = epoch
+            seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
+            self._batches = length_bucketed_batches(self.lengths, self.batch_size, shuffle=True, seed=seed)
+        return collate([self.token_ids[i] for i in self._batches[index]],
+                       [self.labels[i] for i in self._batches[index]], self.pad_token_id, self.per_token)
+
+
+def collate(token_ids: list[list[int]], labels: list[Any], pad_token_id: int, per_token: bool) -> dict[str, torch.Tensor]:
+    batch = pad_batch(token_ids, pad_token_id)
+    if per_token:
+        width = batch["input_ids"].shape[1]
+        batch["labels"] = torch.tensor([list(row) + [IGNORE_INDEX] * (width - len(row)) for row in labels],
+                                       dtype=torch.long)
+    else:
+        batch["labels"] = torch.tensor(labels, dtype=torch.long)
+    return batch
+
+
+def _feature_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return nn.functional.cross_entropy(model(batch["features"]), batch["labels"])
+
+
+def _sequence_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch["labels"].reshape(-1),
+                                       ignore_index=IGNORE_INDEX)
+
+
+def _mean_loss(model: nn.Module, batches: list[dict[str, torch.Tensor]], loss) -> float:
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        n = int((batch["labels"] != IGNORE_INDEX).sum())
+        total += float(loss(model, batch)) * n
+        count += n
+    return total / max(count, 1)
+
+
+def _training_config(config: AdaptationConfig, checkpoint_name: str | None):
+    training = config.training
+    if training is None:
+        raise ValueError(f"strategy '{config.strategy}' needs a `training` block (a TrainingConfig)")
+    if training.checkpoint_dir and checkpoint_name:
+        # Each fit resumes only its own checkpoints.
+        training = replace(training, checkpoint_dir=str(Path(training.checkpoint_dir) / checkpoint_name))
+    return training
+
+
+def _summary(result) -> dict[str, Any]:
+    history = result.history
+    return {"steps": int(history["step"].iloc[-1]) if len(history) else 0,
+            "seconds": round(float(result.seconds), 2), "stop_reason": result.stop_reason,
+            "best_step": result.best_step,
+            "final_loss": float(history["loss"].iloc[-1]) if len(history) else None}
+
+
+def _train(module: nn.Module, loss, batches, config: AdaptationConfig, checkpoint_name: str | None,
+           validate, description: str, progress: bool) -> dict[str, Any]:
+    from fastadapt.models.training import train_model
+
+    training = _training_config(config, checkpoint_name)
+    if validate is not None and not training.early_stop_patience:
+        validate = None  # validation only pays for itself when it can stop the run
+    result = train_model(module, loss, batches, training, validate=validate, description=description,
+                         progress=progress)
+    module.eval()
+    return _summary(result)
+
+
+def _trainable_encoder(backbone: Backbone, config: AdaptationConfig) -> nn.Module:
+    """A copy of the encoder to train: every weight (full) or peft LoRA adapters (lora)."""
+    encoder = copy.deepcopy(backbone.model)
+    encoder.train()
+    if config.strategy == "lora":
+        from peft import get_peft_model
+
+        torch.manual_seed(config.training.seed)
+        encoder = get_peft_model(encoder, config.lora.peft_config())
+    else:
+        for parameter in encoder.parameters():
+            parameter.requires_grad_(True)
+    return encoder
+
+
+def _merged_backbone(backbone: Backbone, encoder: nn.Module, config: AdaptationConfig) -> Backbone:
+    """The trained encoder as a plain backbone: LoRA adapters merged into the weights."""
+    if config.strategy == "lora":
+        encoder = encoder.merge_and_unload()
+    encoder.eval()
+    return Backbone(name=backbone.name, model=encoder, tokenizer=backbone.tokenizer)
+
+
+# ---- support selection ---------------------------------------------------------------------------
+
+
+def kshot_support(labels: Sequence[str], k: int, seed: int) -> list[int]:
+    """Positions of a k-per-class set drawn as PROTOCOL.md section 2 says (`draw_kshot`); a class
+    with fewer than k examples raises `KShotError` naming it and its count."""
+    rows = pd.DataFrame({"row_id": np.arange(len(labels)), "label": [str(label) for label in labels]})
+    return draw_kshot(rows, k, seed)
+
+
+def ner_kshot_support(tag_lists: Sequence[Sequence[str]], k: int, seed: int) -> list[int]:
+    """Positions of a greedy k-mentions-per-type support set (`draw_ner_kshot`, section 4)."""
+    rows = pd.DataFrame({"row_id": np.arange(len(tag_lists)), "tags": [list(t) for t in tag_lists]})
+    return draw_ner_kshot(rows, k, seed)
+
+
+def _check_texts(texts: Sequence[str], labels: Sequence[Any]) -> tuple[list[str], list[str]]:
+    if isinstance(texts, str):
+        raise ValueError("texts must be a sequence of strings, not a single string")
+    texts, labels = list(texts), [str(label) for label in labels]
+    if len(texts) != len(labels):
+        raise ValueError(f"texts and labels must have the same length; got {len(texts)} and {len(labels)}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"texts[{i}] must be a string; got {type(text).__name__} {text!r}")
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        found = f"only {classes[0]!r}" if classes else "no labels at all"
+        raise ValueError(f"a classifier needs at least two classes in labels; found {found}")
+    return texts, labels
+
+
+# ---- classification ---------------------------------------------------------------------------
+
+
+def fit_classifier(
+    backbone: Backbone,
+    texts: Sequence[str],
+    labels: Sequence[Any],
+    config: AdaptationConfig,
+    *,
+    features: np.ndarray | None = None,
+    validation: tuple[Sequence[str], Sequence[Any]] | None = None,
+    validation_features: np.ndarray | None = None,
+    k: int | None = None,
+    seed: int = 0,
+    checkpoint_name: str | None = None,
+    progress: bool = False,
+) -> EncoderClassifier:
+    """An `EncoderClassifier` fitted with `config.strategy` on (texts, labels).
+
+    features: pooled, un-normalised encoder features of `texts` (head / prototype only), e.g.
+        from a per-domain cache; computed here when absent.
+    validation: (texts, labels) for early stopping (used when `training.early_stop_patience`
+        is set); validation_features as `features`, for head.
+    k, seed: fit on a k-per-class subset drawn from (texts, labels) with `draw_kshot`.
+    checkpoint_name: sub-folder of `training.checkpoint_dir` for this fit's checkpoints.
+    """
+    texts, labels = _check_texts(texts, labels)
+    if features is not None and len(features) != len(texts):
+        raise ValueError(f"features has {len(features)} rows for {len(texts)} texts")
+    if features is not None and not config.frozen_encoder:
+        raise ValueError(f"features are only used by frozen-encoder strategies, not '{config.strategy}'")
+    if k is not None:
+        chosen = kshot_support(labels, k, seed)
+        texts, labels = [texts[i] for i in chosen], [labels[i] for i in chosen]
+        features = None if features is None else np.asarray(features)[chosen]
+    classes = sorted(set(labels))
+    index = {label: i for i, label in enumerate(classes)}
+    targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
+    common = dict(strategy=config.strategy, pooling=config.pooling, normalize=config.normalize_features,
+                  max_length=config.max_length, batch_size=config.batch_size, device=config.device)
+
+    def encode(items: Sequence[str]) -> torch.Tensor:
+        raw = embed_texts(backbone, list(items), batch_size=config.batch_size, max_length=config.max_length,
+                          pooling=config.pooling, normalize=False, device=config.device, progress=progress)
+        return _prepare(raw, config)
+
+    if config.frozen_encoder:
+        x = _prepare(features, config) if features is not None else encode(texts)
+        if config.strategy == "prototype":
+            head = PrototypeHead.from_features(x, targets, len(classes), config.metric, config.temperature)
+            return EncoderClassifier(backbone, head, classes, **common)
+        torch.manual_seed(config.training.seed)
+        head = LinearHead(x.shape[1], len(classes), config.dropout)
+        validate = None
+        if validation is not None and config.training.early_stop_patience:
+            val_texts, val_labels = _known(validation, index)
+            if val_texts:
+                val_x = (_prepare(np.asarray(validation_features)[_known_positions(validation, index)], config)
+                         if validation_features is not None else encode(val_texts))
+                val_y = torch.tensor([index[label] for label in val_labels], dtype=torch.long)
+                val_batches = [{"features": val_x[i:i + 4096], "labels": val_y[i:i + 4096]}
+                               for i in range(0, len(val_y), 4096)]
+                validate = lambda model: _mean_loss(model, val_batches, _feature_loss)  # noqa: E731
+        batches = FeatureBatches(x, targets, config.training.batch_size, config.training.seed)
+        summary = _train(head, _feature_loss, batches, config, checkpoint_name, validate,
+                         f"head ({len(classes)} classes)", progress)
+        return EncoderClassifier(backbone, head.cpu(), classes, training=summary, **common)
+
+    tokenizer = backbone.tokenizer
+    encoder = _trainable_encoder(backbone, config)
+    torch.manual_seed(config.training.seed)
+    module = PooledClassifierModule(encoder, LinearHead(backbone.hidden_size, len(classes), config.dropout),
+                                    config.pooling, config.normalize_features)
+    token_ids = tokenize(tokenizer, texts, config.max_length)
+    batches = SequenceBatches(token_ids, targets.tolist(), config.training.batch_size, config.training.seed,
+                              tokenizer.pad_token_id, per_token=False)
+    validate = None
+    if validation is not None and config.training.early_stop_patience:
+        val_texts, val_labels = _known(validation, index)
+        if val_texts:
+            val_ids = tokenize(tokenizer, val_texts, config.max_length)
+            order = length_bucketed_batches([len(i) for i in val_ids], config.batch_size)
+            val_batches = [collate([val_ids[i] for i in b], [index[val_labels[i]] for i in b],
+                                   tokenizer.pad_token_id, per_token=False) for b in order]
+            validate = lambda model: _mean_loss(model, val_batches, _sequence_loss)  # noqa: E731
+    summary = _train(module, _sequence_loss, batches, config, checkpoint_name, validate,
+                     f"{config.strategy} fine-tuning ({len(classes)} classes)", progress)
+    tuned = _merged_backbone(backbone, module.encoder, config)
+    return EncoderClassifier(tuned, module.head, classes, training=summary, **common)
+
+
+def _prepare(features: np.ndarray | torch.Tensor, config: AdaptationConfig) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    return nn.functional.normalize(x, dim=-1) if config.normalize_features else x
+
+
+def _known_positions(validation, index) -> list[int]:
+    return [i for i, label in enumerate(validation[1]) if str(label) in index]
+
+
+def _known(validation, index) -> tuple[list[str], list[str]]:
+    """Validation rows whose class the model knows (others cannot be scored by its loss)."""
+    texts, labels = list(validation[0]), [str(label) for label in validation[1]]
+    keep = _known_positions((texts, labels), index)
+    return [texts[i] for i in keep], [labels[i] for i in keep]
+
+
+# ---- NER ------------------------------------------------------------------------------------------
+
+
+def _check_tagging(token_lists, tag_lists) -> tuple[list[list[str]], list[list[str]]]:
+    token_lists = [list(tokens) for tokens in token_lists]
+    tag_lists = [[str(tag) for tag in tags] for tags in tag_lists]
+    if len(token_lists) != len(tag_lists):
+        raise ValueError(f"token_lists and tag_lists must have the same length; got {len(token_lists)} and "
+                         f"{len(tag_lists)}")
+    if not token_lists:
+        raise ValueError("token_lists is empty; a tagger needs at least one sentence")
+    for i, (tokens, tags) in enumerate(zip(token_lists, tag_lists)):
+        if len(tokens) != len(tags):
+            raise ValueError(f"token_lists[{i}] has {len(tokens)} tokens but tag_lists[{i}] has {len(tags)} tags")
+        for token in tokens:
+            if not isinstance(token, str):
+                raise ValueError(f"token_lists[{i}] must hold strings; got {type(token).__name__} {token!r}")
+    return token_lists, tag_lists
+
+
+def fit_tagger(
+    backbone: Backbone,
+    token_lists: Sequence[Sequence[str]],
+    tag_lists: Sequence[Sequence[str]],
+    config: AdaptationConfig,
+    *,
+    validation: tuple[Sequence[Sequence[str]], Sequence[Sequence[str]]] | None = None,
+    k: int | None = None,
+    seed: int = 0,
+    checkpoint_name: str | None = None,
+    progress: bool = False,
+) -> EncoderTagger:
+    """An `EncoderTagger` fitted with `config.strategy` on IOB2-tagged sentences.
+
+    Labels go on each word's first subword (-100 elsewhere). head and prototype read the frozen
+    encoder's first-subword states once; full and lora fine-tune on subword sequences.
+    validation: (token_lists, tag_lists) for early stopping (with `training.early_stop_patience`).
+    k, seed: fit on a greedy k-mentions-per-type support set (`draw_ner_kshot`).
+    """
+    token_lists, tag_lists = _check_tagging(token_lists, tag_lists)
+    if k is not None:
+        chosen = ner_kshot_support(tag_lists, k, seed)
+        token_lists, tag_lists = [token_lists[i] for i in chosen], [tag_lists[i] for i in chosen]
+    tags = tag_set(tag_lists)
+    if len(tags) < 2:
+        raise ValueError("tag_lists hold no entity at all (only 'O'); a tagger needs at least one entity type")
+    index = {tag: i for i, tag in enumerate(tags)}
+    common = dict(strategy=config.strategy, normalize=config.normalize_features, max_length=config.max_length,
+                  batch_size=config.batch_size, device=config.device)
+
+    def flat_features(sentences, sentence_tags):
+        features, present = word_features(backbone, sentences, config.max_length, config.batch_size,
+                                          config.device, progress)
+        x = np.concatenate([f[p] for f, p in zip(features, present)])
+        y = np.concatenate([np.asarray([index.get(t, 0) for t in tags_], dtype=np.int64)[p]
+                            for tags_, p in zip(sentence_tags, present)])
+        return _prepare(x, config), torch.from_numpy(y)
+
+    if config.frozen_encoder:
+        x, y = flat_features(token_lists, tag_lists)
+        if config.strategy == "prototype":
+            head = PrototypeHead.from_features(x, y, len(tags), config.metric, config.temperature)
+            return EncoderTagger(backbone, head, tags, **common)
+        torch.manual_seed(config.training.seed)
+        head = LinearHead(x.shape[1], len(tags), config.dropout)
+        validate = None
+        if validation is not None and config.training.early_stop_patience:
+            val_tokens, val_tags = _check_tagging(*validation)
+            val_x, val_y = flat_features(val_tokens, val_tags)
+            val_batches = [{"features": val_x[i:i + 8192], "labels": val_y[i:i + 8192]}
+                           for i in range(0, len(val_y), 8192)]
+            validate = lambda model: _mean_loss(model, val_batches, _feature_loss)  # noqa: E731
+        batches = FeatureBatches(x, y, config.training.batch_size, config.training.seed)
+        summary = _train(head, _feature_loss, batches, config, checkpoint_name, validate,
+                         f"token head ({len(tags)} tags)", progress)
+        return EncoderTagger(backbone, head.cpu(), tags, training=summary, **common)
+
+    tokenizer = backbone.tokenizer
+
+    def encoded(sentences, sentence_tags):
+        ids, firsts = encode_words(tokenizer, sentences, config.max_length)
+        keep = [i for i, sentence in enumerate(sentences) if sentence]
+        labels = [subword_labels(firsts[i], len(ids[i]), [index.get(t, 0) for t in sentence_tags[i]]) for i in keep]
+        return [ids[i] for i in keep], labels
+
+    encoder = _trainable_encoder(backbone, config)
+    torch.manual_seed(config.training.seed)
+    module = TokenClassifierModule(encoder, LinearHead(backbone.hidden_size, len(tags), config.dropout),
+                                   config.normalize_features)
+    ids, labels = encoded(token_lists, tag_lists)
+    batches = SequenceBatches(ids, labels, config.training.batch_size, config.training.seed,
+                              tokenizer.pad_token_id, per_token=True)
+    validate = None
+    if validation is not None and config.training.early_stop_patience:
+        val_ids, val_labels = encoded(*_check_tagging(*validation))
+        order = length_bucketed_batches([len(i) for i in val_ids], config.batch_size)
+        val_batches = [collate([val_ids[i] for i in b], [val_labels[i] for i in b], tokenizer.pad_token_id,
+                               per_token=True) for b in order]
+        validate = lambda model: _mean_loss(model, val_batches, _sequence_loss)  # noqa: E731
+    summary = _train(module, _sequence_loss, batches, config, checkpoint_name, validate,
+                     f"{config.strategy} token fine-tuning ({len(tags)} tags)", progress)
+    tuned = _merged_backbone(backbone, module.encoder, config)
+    return EncoderTagger(tuned, module.head, tags, training=summary, **common)
+
+
+# ---- the entry point -----------------------------------------------------------------------------
+
+
+def adapt(config: AdaptationConfig, backbone: Backbone, support: pd.DataFrame, **options: Any):
+    """A predictor adapted from `backbone` to the labelled `support` table with `config`.
+
+    Columns text, label give an `EncoderClassifier`; tokens, tags an `EncoderTagger`. `options`
+    go to `fit_classifier` / `fit_tagger` (features, validation, k, seed, checkpoint_name...).
+    """
+    columns = set(support.columns)
+    if {"text", "label"} <= columns:
+        return fit_classifier(backbone, support["text"].tolist(), support["label"].tolist(), config, **options)
+    if {"tokens", "tags"} <= columns:
+        return fit_tagger(backbone, [list(t) for t in support["tokens"]], [list(t) for t in support["tags"]],
+                          config, **options)
+    raise ValueError(
+        f"support must have columns text, label (classification) or tokens, tags (NER); got {sorted(columns)}"
+    )

@@ -1,0 +1,118 @@
+"""Multi-process data-parallel runs through PyTorch's own elastic launcher (what `torchrun` uses).
+
+`run_distributed(fn, args, nproc_per_node)` starts `nproc_per_node` worker processes on this host
+with `torch.distributed.launcher.api.elastic_launch`; each initialises the default process group
+(gloo on CPU, nccl on GPU, one GPU per local rank), calls `fn(*args)`, and the call returns what
+rank 0's `fn` returned. Inside `fn`, `fastadapt.models.training.train_model` sees the process group
+and trains with DistributedDataParallel.
+
+Several hosts: start the same run on every host with `nnodes`, its own `node_rank` and one
+`rdzv_endpoint` (host:port of node 0, reachable from all). With the default c10d rendezvous,
+node 0 hosts the rendezvous store; with `rdzv_backend="static"`, `node_rank` fixes the ranks.
+Only the host holding global rank 0 gets the result; the others get None. Checkpoint resumption
+across hosts needs a checkpoint directory that every host sees.
+
+`fn` and `args` cross process boundaries: `fn` must be a module-level function, `args` picklable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from typing import Any, Callable, Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "gloo", "nccl")
+RDZV_BACKENDS = ("c10d", "static")
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """`auto` -> nccl when CUDA is present, else gloo."""
+    if backend not in BACKENDS:
+        raise ValueError(f"distributed.backend is '{backend}'; allowed: {list(BACKENDS)}")
+    if backend == "auto":
+        return "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise ValueError("distributed.backend is 'nccl' but this machine has no CUDA device; use gloo or auto")
+    return backend
+
+
+def _worker(fn: Callable[..., Any], args: Sequence[Any], backend: str) -> tuple[int, Any]:
+    """One worker process: join the process group, run `fn`, leave the group."""
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+    torch.distributed.init_process_group(backend=backend)
+    try:
+        rank = torch.distributed.get_rank()
+        result = fn(*args)
+        torch.distributed.barrier()
+        return rank, result if rank == 0 else None
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def run_distributed(
+    fn: Callable[..., Any],
+    args: Sequence[Any] = (),
+    nproc_per_node: int = 1,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    rdzv_endpoint: str = "127.0.0.1:29400",
+    rdzv_backend: str = "c10d",
+    backend: str = "auto",
+    max_restarts: int = 0,
+) -> Any:
+    """`fn(*args)` on nproc_per_node x nnodes processes; rank 0's return value (None elsewhere).
+
+    One process on one node runs `fn` in this process, without a process group.
+    """
+    for name, value, minimum in (("nproc_per_node", nproc_per_node, 1), ("nnodes", nnodes, 1),
+                                 ("node_rank", node_rank, 0), ("max_restarts", max_restarts, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"distributed.{name} is {value!r}; allowed: an integer >= {minimum}")
+    if node_rank >= nnodes:
+        raise ValueError(f"distributed.node_rank is {node_rank}; allowed: 0 to nnodes-1 = {nnodes - 1}")
+    if rdzv_backend not in RDZV_BACKENDS:
+        raise ValueError(f"distributed.rdzv_backend is '{rdzv_backend}'; allowed: {list(RDZV_BACKENDS)}")
+    if not isinstance(rdzv_endpoint, str) or ":" not in rdzv_endpoint:
+        raise ValueError(f"distributed.rdzv_endpoint is {rdzv_endpoint!r}; allowed: 'host:port'")
+    resolved = resolve_backend(backend)
+    if nproc_per_node == 1 and nnodes == 1:
+        return fn(*args)
+    if resolved == "nccl" and nproc_per_node > torch.cuda.device_count():
+        raise ValueError(
+            f"distributed.nproc_per_node is {nproc_per_node} but this host has "
+            f"{torch.cuda.device_count()} CUDA device(s); nccl needs one device per process"
+        )
+
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    rdzv_configs: dict[str, Any] = {"timeout": 900}
+    if rdzv_backend == "static":
+        rdzv_configs["rank"] = node_rank
+    else:
+        rdzv_configs["is_host"] = node_rank == 0
+    config = LaunchConfig(
+        min_nodes=nnodes,
+        max_nodes=nnodes,
+        nproc_per_node=nproc_per_node,
+        run_id=os.environ.get("FASTADAPT_RUN_ID", f"fastadapt-{uuid.uuid4().hex[:12]}" if nnodes == 1 else "fastadapt"),
+        rdzv_endpoint=rdzv_endpoint,
+        rdzv_backend=rdzv_backend,
+        rdzv_configs=rdzv_configs,
+        max_restarts=max_restarts,
+        start_method="spawn",
+        monitor_interval=0.1,
+    )
+    log.info("launching %d x %d %s processes (rendezvous %s at %s)", nnodes, nproc_per_node, resolved,
+             rdzv_backend, rdzv_endpoint)
+    results = elastic_launch(config, _worker)(fn, tuple(args), resolved)
+    for rank, result in results.values():
+        if rank == 0:
+            return result
+    return None
