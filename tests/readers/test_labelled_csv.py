@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from fastadapt.readers.labelled_csv import csv_records, read_labelled_csv
+from fastadapt.readers.labelled_csv import read_labelled_csv
+from fastadapt.readers.records import csv_records
 from fastadapt.readers.quarantine import RawInputError
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "readers"

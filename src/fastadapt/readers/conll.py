@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from fastadapt.readers.labelled_csv import (
+from fastadapt.readers.records import (
     QuarantineLog,
     choice_option,
     decode_file,

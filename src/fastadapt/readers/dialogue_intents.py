@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import pandas as pd
 
 from fastadapt.readers.dialogue import first_utterance_intents, read_dialogue_jsonl, read_sgd, user_turn_intents
 from fastadapt.readers.quarantine import RawInputError, ReadResult, quarantine_frame

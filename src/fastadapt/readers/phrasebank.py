@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from fastadapt.readers.labelled_csv import (
+from fastadapt.readers.records import (
     QuarantineLog,
     decode_file,
     encoding_option,

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from fastadapt.readers.labelled_csv import (
+from fastadapt.readers.records import (
     QuarantineLog,
     decode_file,
     mapping_option,
