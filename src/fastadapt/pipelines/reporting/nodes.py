@@ -98,11 +98,23 @@ def _mean_sd(frame: pd.DataFrame, metric: str) -> pd.Series:
     return frame.apply(lambda r: f"{r[metric + '_mean']:.3f} ± {r[metric + '_std']:.3f}", axis=1)
 
 
+def _suggestion_lines(suggestions: list[dict]) -> list[str]:
+    lines = ["## Answer suggestions for real test messages (dialogue logs)", "",
+             "Predicted intent, then the most representative agent replies that followed the nearest "
+             "similar requests of that intent in the training logs.", ""]
+    for item in suggestions:
+        verdict = "correct" if item["predicted_intent"] == item.get("gold_intent") else f"gold: {item.get('gold_intent')}"
+        lines += [f"- **{item['message']}** → `{item['predicted_intent']}` "
+                  f"(p = {item['intent_probability']:.2f}; {verdict})"]
+        lines += [f"  - {reply['reply']}" for reply in item["replies"]]
+    return lines + [""]
+
+
 def summary_report(environment: str, **inputs: Any) -> str:
     """The report a person reads first: data accounting, then every model's figures.
 
     Inputs are named `accounting__<domain>`, `stream_accounting`, `dialogue_accounting`, `metrics__<domain>__<model>`,
-    `curves__<domain>`, `unseen__<domain>__<model>` and `episodes`.
+    `curves__<domain>`, `unseen__<domain>__<model>`, `answer_suggestions` and `episodes`.
     """
     accountings = {k.split("__", 1)[1]: v for k, v in inputs.items() if k.startswith("accounting__")}
     stream = inputs.get("stream_accounting")
@@ -147,6 +159,10 @@ def summary_report(environment: str, **inputs: Any) -> str:
             summary = summarise_runs(table, ["k"], ["accuracy", "macro_f1"])
             summary = summary.assign(accuracy=_mean_sd(summary, "accuracy"), macro_f1=_mean_sd(summary, "macro_f1"))
             lines += [f"### {domain}: {model}", "", markdown_table(summary[["k", "accuracy", "macro_f1", "n_runs"]]), ""]
+
+    suggestions = inputs.get("answer_suggestions")
+    if suggestions:
+        lines += _suggestion_lines(suggestions)
 
     episodes = inputs.get("episodes")
     if episodes is not None and len(episodes):

@@ -1,0 +1,1 @@
+"""What dialogue logs feed beyond intent labels: suggested agent answers."""

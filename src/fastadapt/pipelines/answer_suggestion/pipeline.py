@@ -1,0 +1,34 @@
+"""`kedro run --pipeline answer_suggestion`: suggested agent replies for new user messages."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from fastadapt.config import project_parameters
+from fastadapt.pipelines.answer_suggestion.nodes import (
+    build_reply_bank,
+    embed_reply_bank,
+    suggest_for_test_messages,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    params = project_parameters()["answer_suggestion"]
+    domain, model = params["domain"], params["classifier"]
+    return Pipeline(
+        [
+            Node(build_reply_bank, ["dialogue_turns", "params:answer_suggestion"], "reply_bank",
+                 name="build_reply_bank_node", tags=["cpu"]),
+            Node(embed_reply_bank, ["reply_bank", "params:answer_suggestion"], "reply_bank_embeddings",
+                 name="embed_reply_bank_node", tags=["gpu"]),
+            Node(
+                suggest_for_test_messages,
+                [f"{domain}.model.{model}", "reply_bank", "reply_bank_embeddings", f"{domain}.splits",
+                 "params:answer_suggestion"],
+                "answer_suggestions",
+                name="suggest_answers_node",
+                tags=["gpu"],
+            ),
+        ],
+        tags=["answer_suggestion"],
+    )
