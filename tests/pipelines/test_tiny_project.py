@@ -98,15 +98,27 @@ def tiny_project(root: Path, with_text_task: bool = True) -> Path:
     (project / "src").mkdir(exist_ok=True)
     # The other conf/base/parameters_*.yml files are copied too; Kedro refuses a top-level key
     # defined in two files of one environment, so the keys PARAMETERS sets are dropped there.
-    ours = set(yaml.safe_load(PARAMETERS))
+    # Per-domain blocks (`<anything>.domains.<name>`) for domains this project does not have go too.
+    ours = yaml.safe_load(PARAMETERS)
     for path in sorted((project / "conf" / "base").glob("parameters_*.yml")):
         theirs = yaml.safe_load(path.read_text()) or {}
         kept = {key: value for key, value in theirs.items() if key not in ours}
+        kept = _without_other_domains(kept, set(ours["domains"]))
         if kept:
             path.write_text(yaml.safe_dump(kept, sort_keys=False))
         else:
             path.unlink()
     return project
+
+
+def _without_other_domains(value, domains: set[str]):
+    if not isinstance(value, dict):
+        return value
+    return {
+        key: ({name: block for name, block in item.items() if name in domains}
+              if key == "domains" and isinstance(item, dict) else _without_other_domains(item, domains))
+        for key, item in value.items()
+    }
 
 
 @pytest.fixture(scope="module")

@@ -350,6 +350,7 @@ def fit_tagger(
     tag_lists: Sequence[Sequence[str]],
     config: AdaptationConfig,
     *,
+    features: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
     validation: tuple[Sequence[Sequence[str]], Sequence[Sequence[str]]] | None = None,
     k: int | None = None,
     seed: int = 0,
@@ -360,13 +361,23 @@ def fit_tagger(
 
     Labels go on each word's first subword (-100 elsewhere). head and prototype read the frozen
     encoder's first-subword states once; full and lora fine-tune on subword sequences.
+    features: (per-sentence first-subword states, per-sentence masks of words that have one), as
+        `EncoderTagger.word_features` returns them (head / prototype only), e.g. computed once
+        for many k-shot fits.
     validation: (token_lists, tag_lists) for early stopping (with `training.early_stop_patience`).
     k, seed: fit on a greedy k-mentions-per-type support set (`draw_ner_kshot`).
     """
     token_lists, tag_lists = _check_tagging(token_lists, tag_lists)
+    if features is not None:
+        if not config.frozen_encoder:
+            raise ValueError(f"features are only used by frozen-encoder strategies, not '{config.strategy}'")
+        if len(features) != 2 or len(features[0]) != len(token_lists) or len(features[1]) != len(token_lists):
+            raise ValueError("features must be (states, masks), one entry per sentence of token_lists")
     if k is not None:
         chosen = ner_kshot_support(tag_lists, k, seed)
         token_lists, tag_lists = [token_lists[i] for i in chosen], [tag_lists[i] for i in chosen]
+        if features is not None:
+            features = ([features[0][i] for i in chosen], [features[1][i] for i in chosen])
     tags = tag_set(tag_lists)
     if len(tags) < 2:
         raise ValueError("tag_lists hold no entity at all (only 'O'); a tagger needs at least one entity type")
@@ -374,16 +385,16 @@ def fit_tagger(
     common = dict(strategy=config.strategy, normalize=config.normalize_features, max_length=config.max_length,
                   batch_size=config.batch_size, device=config.device)
 
-    def flat_features(sentences, sentence_tags):
-        features, present = word_features(backbone, sentences, config.max_length, config.batch_size,
-                                          config.device, progress)
-        x = np.concatenate([f[p] for f, p in zip(features, present)])
+    def flat_features(sentences, sentence_tags, given=None):
+        states, present = given if given is not None else word_features(
+            backbone, sentences, config.max_length, config.batch_size, config.device, progress)
+        x = np.concatenate([f[p] for f, p in zip(states, present)])
         y = np.concatenate([np.asarray([index.get(t, 0) for t in tags_], dtype=np.int64)[p]
                             for tags_, p in zip(sentence_tags, present)])
         return _prepare(x, config), torch.from_numpy(y)
 
     if config.frozen_encoder:
-        x, y = flat_features(token_lists, tag_lists)
+        x, y = flat_features(token_lists, tag_lists, features)
         if config.strategy == "prototype":
             head = PrototypeHead.from_features(x, y, len(tags), config.metric, config.temperature)
             return EncoderTagger(backbone, head, tags, **common)

@@ -203,9 +203,11 @@ class AdaptationConfig:
         if strategy in TRAINED_STRATEGIES:
             block = dict(_check_mapping(f"{where}.training", settings.get("training")))
             training = training_config(block, f"{where}.training")
-            if training_key == "kshot_training":
+            if "kshot_training" in settings or training_key == "kshot_training":
+                # Checked in both cases, so a bad k-shot budget fails before any fit starts.
                 extra = _check_mapping(f"{where}.kshot_training", settings.get("kshot_training"))
-                training = training_config({**block, **extra}, f"{where}.kshot_training")
+                kshot = training_config({**block, **extra}, f"{where}.kshot_training")
+                training = kshot if training_key == "kshot_training" else training
         return cls(strategy=strategy, metric=metric, temperature=float(temperature), pooling=pooling,
                    normalize=normalize, max_length=int(max_length), batch_size=int(batch_size),
                    dropout=float(dropout), lora=lora, training=training, device=device)

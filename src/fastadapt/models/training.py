@@ -34,6 +34,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -412,7 +413,7 @@ def train_model(
     bar = tqdm(total=config.max_steps, initial=step, desc=description, unit="step",
                disable=not progress or rank != 0, dynamic_ncols=True, leave=False)
     row_started = time.perf_counter()
-    step_seconds: list[float] = []
+    recent: deque[tuple[float, float]] = deque(maxlen=20)  # (seconds, tokens) of recent steps
     try:
         while step < config.max_steps and stop_reason != "early_stop":
             step_started = time.perf_counter()
@@ -475,13 +476,14 @@ def train_model(
                 })
                 pending_loss, pending_steps, pending_tokens, row_started = 0.0, 0, 0.0, now
 
-            step_seconds.append(time.perf_counter() - step_started)
-            recent = step_seconds[-20:]
-            eta = (config.max_steps - step) * sum(recent) / len(recent)
+            recent.append((time.perf_counter() - step_started, float(totals[1])))
+            recent_seconds = sum(seconds for seconds, _ in recent)
+            eta = (config.max_steps - step) * recent_seconds / len(recent)
             if config.max_seconds is not None:
                 eta = min(eta, config.max_seconds - (time.perf_counter() - started))
             bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{float(totals[1]) / max(recent[-1], 1e-9):,.0f}",
+            bar.set_postfix(loss=f"{step_loss:.4f}",
+                            tok_s=f"{sum(tokens for _, tokens in recent) / max(recent_seconds, 1e-9):,.0f}",
                             eta=_format_eta(eta), refresh=False)
 
             if (checkpoint_dir is not None and config.checkpoint_every and step % config.checkpoint_every == 0

@@ -13,7 +13,10 @@ from fastadapt.pipelines.answer_suggestion.nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    params = project_parameters()["answer_suggestion"]
+    parameters = project_parameters()
+    params = parameters.get("answer_suggestion")
+    if not params or not parameters.get("dialogue_logs") or params["domain"] not in parameters["domains"]:
+        return Pipeline([])  # no dialogue logs configured: nothing to suggest from
     domain, model = params["domain"], params["classifier"]
     return Pipeline(
         [

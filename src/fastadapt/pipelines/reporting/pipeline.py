@@ -38,7 +38,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     }
     if parameters.get("dialogue_logs"):
         summary_inputs["dialogue_accounting"] = "dialogue_accounting"
-        summary_inputs["answer_suggestions"] = "answer_suggestions"
+        if parameters.get("answer_suggestion", {}).get("domain") in parameters["domains"]:
+            summary_inputs["answer_suggestions"] = "answer_suggestions"
     for domain, config in domain_configs(parameters).items():
         summary_inputs[f"accounting__{domain}"] = f"{domain}.ingestion_accounting"
         for model in models.get(config.kind, []):
