@@ -29,7 +29,7 @@ run: setup  ## the quick default pipeline: raw data to data/08_reporting/summary
 test: setup  ## the whole test suite, real-data end-to-end tests included
 	$(BIN)/python -m pytest
 
-viz: setup  ## a static Kedro-Viz build of every pipeline in build/viz
+viz: setup  ## a static Kedro-Viz site of every pipeline in build/
 	$(BIN)/kedro viz build
 
 lock:  ## re-pin requirements.lock from the current venv (torch without the local +cpu label)

@@ -43,6 +43,7 @@ def make_project(root: Path, raw: dict[str, Path], parameters: str | None = None
     project = root / "project"
     shutil.copytree(REPO_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     shutil.copy(REPO_ROOT / "pyproject.toml", project / "pyproject.toml")
+    (project / "src").mkdir()  # bootstrap_project wants it; the package itself is installed
     for layer in LAYERS:
         (project / "data" / layer).mkdir(parents=True, exist_ok=True)
     for name, target in raw.items():
@@ -75,7 +76,33 @@ def run_project(monkeypatch):
         monkeypatch.setenv("KEDRO_PROJECT_PATH", str(project))
         monkeypatch.chdir(project)
         bootstrap_project(project)
-        with KedroSession.create(project_path=project, env=env) as session:
-            return session.run(pipeline_name=pipeline_name, **run_args)
+        try:
+            with KedroSession.create(project_path=project, env=env) as session:
+                return session.run(pipeline_names=[pipeline_name] if pipeline_name else None, **run_args)
+        finally:
+            end_session_state()
 
     return run
+
+
+def end_session_state() -> None:
+    """Forget what a finished session leaves in the process: its run parameters and MLflow run.
+
+    kedro-mlflow marks its run finished in the store but leaves it active in memory, so a second
+    session in the same process would log into it.
+    """
+    import mlflow
+
+    from fastadapt.config import set_run_parameters
+
+    set_run_parameters(None)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session_state():
+    """Every test starts without a previous session's run parameters or active MLflow run."""
+    end_session_state()
+    yield
+    end_session_state()

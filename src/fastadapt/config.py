@@ -92,8 +92,20 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+_run_parameters: dict[str, Any] | None = None
+
+
+def set_run_parameters(parameters: Mapping[str, Any] | None) -> None:
+    """Record the parameters of the run being started (see `fastadapt.hooks`)."""
+    global _run_parameters
+    _run_parameters = dict(parameters) if parameters is not None else None
+
+
 def project_parameters(env: str | None = None) -> dict[str, Any]:
-    """Parameters as a run of environment `env` (default $KEDRO_ENV, else `local`) sees them."""
+    """Parameters as the run being started sees them (its environment and runtime `--params`),
+    else as a run of environment `env` (default $KEDRO_ENV, else `local`) would."""
+    if env is None and _run_parameters is not None:
+        return dict(_run_parameters)
     from kedro.framework.project import settings
 
     loader = settings.CONFIG_LOADER_CLASS(

@@ -2,6 +2,10 @@
 
 from kedro.config import OmegaConfigLoader
 
+from fastadapt.hooks import RunParametersHook
+
+HOOKS = (RunParametersHook(),)
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

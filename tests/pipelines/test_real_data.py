@@ -46,7 +46,7 @@ def real_run(tmp_path_factory) -> dict:
     }
     raw["banking77_class_splits"] = class_splits_folder()
     project = make_project(tmp_path_factory.mktemp("real"), raw)
-    (project / "src").mkdir(exist_ok=True)  # bootstrap_project wants it; the package is installed
+
     started = time.perf_counter()
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("KEDRO_PROJECT_PATH", str(project))

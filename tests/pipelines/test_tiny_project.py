@@ -95,7 +95,7 @@ def tiny_project(root: Path, with_text_task: bool = True) -> Path:
     project = make_project(root, raw, PARAMETERS)
     # bootstrap_project wants a source folder inside the project (the package itself is
     # installed, editable, in the venv).
-    (project / "src").mkdir(exist_ok=True)
+
     # The other conf/base/parameters_*.yml files are copied too; Kedro refuses a top-level key
     # defined in two files of one environment, so the keys PARAMETERS sets are dropped there.
     # Per-domain blocks (`<anything>.domains.<name>`) for domains this project does not have go too.
@@ -131,6 +131,7 @@ def tiny(tmp_path_factory) -> Path:
     started = time.perf_counter()
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("KEDRO_PROJECT_PATH", str(project))
+        monkeypatch.delenv("KEDRO_ENV", raising=False)
         monkeypatch.chdir(project)
         bootstrap_project(project)
         with KedroSession.create(project_path=project) as session:

@@ -84,12 +84,16 @@ def train_wordpiece_tokenizer(
     texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2
 ) -> PreTrainedTokenizerFast:
     """A BERT-style WordPiece tokeniser trained on `texts` with the `tokenizers` library."""
-    from tokenizers import BertWordPieceTokenizer
+    from tokenizers import BertWordPieceTokenizer, processors
 
     trainer = BertWordPieceTokenizer(lowercase=lowercase, strip_accents=lowercase)
     trainer.train_from_iterator(
         list(texts), vocab_size=vocab_size, min_frequency=min_frequency,
         special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+    )
+    # Trained from scratch, the tokenizer has no post-processor yet: add BERT's [CLS] ... [SEP].
+    trainer._tokenizer.post_processor = processors.BertProcessing(
+        ("[SEP]", trainer.token_to_id("[SEP]")), ("[CLS]", trainer.token_to_id("[CLS]"))
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=trainer._tokenizer,
