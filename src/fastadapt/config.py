@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from fastadapt.errors import UserInputError
+
 TASK_KINDS = ("text_classification", "ner")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A parameter with a wrong or missing value; the message names it and the allowed values."""
 
 

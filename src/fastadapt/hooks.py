@@ -17,4 +17,7 @@ class RunParametersHook:
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        config.set_run_parameters(context.params)
+        # Not `context.params`: Kedro validates those against the pipelines, which would build
+        # them before this hook could hand over the parameters. The loader's view already holds
+        # the `--params` of the run.
+        config.set_run_parameters(context.config_loader["parameters"])

@@ -27,6 +27,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from fastadapt.errors import UserInputError
+
 KNOWN_BACKBONES = ("minilm-l6", "tiny-bert")
 
 TINY_BERT_CONFIG = {
@@ -38,7 +40,7 @@ TINY_BERT_CONFIG = {
 }
 
 
-class BackboneError(ValueError):
+class BackboneError(UserInputError):
     """A backbone that cannot be loaded; the message says which parameter and what to do."""
 
 

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from fastadapt.errors import UserInputError
+
 QUARANTINE_COLUMNS = ["corpus", "file", "line", "reason", "raw"]
 
 
-class RawInputError(ValueError):
+class RawInputError(UserInputError):
     """A raw input that cannot be read at all (a missing file, a wrong header, bad options).
 
     The message names the file or option and says what to do; rows that are merely bad are

@@ -12,10 +12,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from fastadapt.errors import UserInputError
+
 from fastadapt.tasks._tables import require_columns
 
 
-class KShotError(ValueError):
+class KShotError(UserInputError):
     """The train split cannot give k examples of a class (or k mentions of an entity type)."""
 
 
