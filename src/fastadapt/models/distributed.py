@@ -10,7 +10,9 @@ Several hosts: start the same run on every host with `nnodes`, its own `node_ran
 `rdzv_endpoint` (host:port of node 0, reachable from all). With the default c10d rendezvous,
 node 0 hosts the rendezvous store; with `rdzv_backend="static"`, `node_rank` fixes the ranks.
 Only the host holding global rank 0 gets the result; the others get None. Checkpoint resumption
-across hosts needs a checkpoint directory that every host sees.
+across hosts needs a checkpoint directory that every host sees. The hosts of one run must share a
+rendezvous run id: `fastadapt` unless $FASTADAPT_RUN_ID sets another (one host alone draws a
+fresh id per call).
 
 `fn` and `args` cross process boundaries: `fn` must be a module-level function, `args` picklable.
 """
@@ -20,7 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -92,7 +95,7 @@ def run_distributed(
 
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    rdzv_configs: dict[str, Any] = {"timeout": 900}
+    rdzv_configs: dict[str, Any] = {}
     if rdzv_backend == "static":
         rdzv_configs["rank"] = node_rank
     else:

@@ -20,10 +20,11 @@ import dataclasses
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -62,12 +63,16 @@ class PretrainingOutput:
     result: TrainingResult
 
 
-def checkpoint_fingerprint(texts: Sequence[str], config: PretrainingConfig) -> str:
-    """A short hash of the texts and the settings that shape the run (see the module docstring)."""
+def checkpoint_fingerprint(texts: Sequence[str], config: PretrainingConfig, tokenizer: Any = None) -> str:
+    """A short hash of the texts, the tokeniser's vocabulary (tiny-bert) and the settings that
+    shape the run (see the module docstring)."""
     settings = dataclasses.asdict(config)
     settings["training"] = {k: v for k, v in settings["training"].items() if k not in _UNFINGERPRINTED}
     settings["distributed"] = {"world_size": config.distributed.world_size}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    if tokenizer is not None:
+        vocabulary = _tokenizer_object(tokenizer).get_vocab()
+        digest.update(json.dumps(sorted(vocabulary.items())).encode())
     for text in texts:
         digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
     return digest.hexdigest()[:16]
@@ -112,7 +117,7 @@ def pretrain(texts: Sequence[str], config: PretrainingConfig, tokenizer: Any = N
     """Pretrain `config.backbone` on `texts`; `tokenizer` (or a SavedTokenizer) is for tiny-bert."""
     texts = [str(text) for text in texts]
     if config.training.checkpoint_dir:
-        folder = Path(config.training.checkpoint_dir) / checkpoint_fingerprint(texts, config)
+        folder = Path(config.training.checkpoint_dir) / checkpoint_fingerprint(texts, config, tokenizer)
         config = dataclasses.replace(
             config, training=dataclasses.replace(config.training, checkpoint_dir=str(folder)))
     dist = config.distributed

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
-
 from pathlib import Path
+from typing import Any
 
 from fastadapt.config import ConfigError
 from fastadapt.models.backbones import KNOWN_BACKBONES
@@ -35,7 +35,7 @@ class DistributedConfig:
         return self.nproc_per_node * self.nnodes
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None, where: str = f"{WHERE}.distributed") -> "DistributedConfig":
+    def from_params(cls, params: Mapping[str, Any] | None, where: str = f"{WHERE}.distributed") -> DistributedConfig:
         params = dict(params or {})
         allowed = [f.name for f in fields(cls)]
         unknown = sorted(set(params) - set(allowed))
@@ -83,7 +83,7 @@ class PretrainingConfig:
         return {name: weight for name, weight in self.objectives.items() if weight > 0}
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None) -> "PretrainingConfig":
+    def from_params(cls, params: Mapping[str, Any] | None) -> PretrainingConfig:
         """The settings of `params` (the `pretraining:` block); bad values raise `ConfigError`."""
         if params is not None and not isinstance(params, Mapping):
             raise ConfigError(f"{WHERE} must be a mapping of settings, got {params!r}")

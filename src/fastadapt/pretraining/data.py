@@ -10,8 +10,8 @@ order, masks seeded by their index), so validation losses are comparable across 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ class TokenisedTexts:
     def __len__(self) -> int:
         return len(self.token_ids)
 
-    def subset(self, indices: Sequence[int]) -> "TokenisedTexts":
+    def subset(self, indices: Sequence[int]) -> TokenisedTexts:
         return TokenisedTexts([self.token_ids[i] for i in indices], [self.word_ids[i] for i in indices])
 
 
@@ -72,7 +72,7 @@ def continuation_word_ids(tokens: Sequence[str], special_mask: Sequence[bool]) -
 def split_validation(n_texts: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, validation indices): a seeded random `fraction` held out (at least one)."""
     order = np.random.default_rng(derived_seed(seed, 7)).permutation(n_texts)
-    n_validation = 0 if fraction <= 0 or n_texts < 2 else min(max(1, int(round(n_texts * fraction))), n_texts - 1)
+    n_validation = 0 if fraction <= 0 or n_texts < 2 else min(max(1, round(n_texts * fraction)), n_texts - 1)
     return np.sort(order[n_validation:]), np.sort(order[:n_validation])
 
 
@@ -166,11 +166,11 @@ def build_batches(
         raise ValueError(f"pretraining: the unlabelled pool has {len(texts)} text(s); at least 2 are needed")
     tokenised = tokenise_texts(tokenizer, texts, config.max_length)
     train_idx, validation_idx = split_validation(len(tokenised), config.validation_fraction, seed)
-    options = dict(
-        tokenizer=tokenizer, batch_size=config.training.batch_size, seed=seed,
-        mlm="mlm" in config.active_objectives, mlm_probability=config.mlm_probability,
-        whole_word_masking=config.whole_word_masking,
-    )
+    options = {
+        "tokenizer": tokenizer, "batch_size": config.training.batch_size, "seed": seed,
+        "mlm": "mlm" in config.active_objectives, "mlm_probability": config.mlm_probability,
+        "whole_word_masking": config.whole_word_masking,
+    }
     train = PretrainingBatches(tokenised.subset(train_idx), shuffle=True, **options)
     validation = PretrainingBatches(tokenised.subset(validation_idx), shuffle=False, **options) \
         if len(validation_idx) else None

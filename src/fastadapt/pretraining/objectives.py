@@ -15,7 +15,7 @@ encoder in one forward pass and returns the weighted sum as `loss`.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F

@@ -1,0 +1,55 @@
+"""`kedro run --pipeline retraining`: champion / challenger for every model in `retraining.models`.
+
+Per registered model (namespace `retraining.<name>`): seed the registry with the catalog's current
+model when it has no champion; when `labelled_folder` is set, read the new rows (`raw.<folder>`),
+fit a challenger and decide. The challenger's fit (and the decision, which scores both models) is
+tagged `gpu` for a neural challenger (`kind: adaptation`), `cpu` for TF-IDF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kedro.pipeline import Node, Pipeline
+
+from fastadapt.config import ConfigError, project_parameters
+from fastadapt.pipelines.monitoring.pipeline import device_tag
+from fastadapt.pipelines.retraining.nodes import decide, fit_challenger, read_labelled, seed_champion
+from fastadapt.pipelines.wiring import bind
+
+PARAMS = "params:retraining"
+
+
+def model_retraining(name: str, settings: Mapping[str, Any]) -> Pipeline:
+    """The nodes of one registered model."""
+    namespace = f"retraining.{name}"
+    domain, current = settings.get("domain"), settings.get("current")
+    if not domain or not current:
+        raise ConfigError(f"retraining.models.{name} needs `domain` (its splits) and `current` (a catalog model)")
+    kind = (settings.get("challenger") or {}).get("kind", "tfidf")
+    train_tag = "cpu" if kind == "tfidf" else "gpu"
+
+    def node(func, inputs, outputs, short: str, tag: str) -> Node:
+        return Node(bind(func, name=name), inputs, outputs, name=f"{short}_node", namespace=namespace,
+                    tags=[tag, "retraining"])
+
+    nodes = [node(seed_champion, [current, f"{domain}.splits", PARAMS], f"{namespace}.seed", "seed_champion",
+                  device_tag(current))]
+    folder = settings.get("labelled_folder")
+    if folder:
+        nodes += [
+            node(read_labelled, [f"raw.{folder}", PARAMS], [f"{namespace}.new_rows", f"{namespace}.new_quarantine"],
+                 "read_labelled", "cpu"),
+            node(fit_challenger, [f"{namespace}.new_rows", f"{domain}.splits", PARAMS], f"{namespace}.challenger",
+                 "fit_challenger", train_tag),
+            node(decide, [f"{namespace}.challenger", f"{namespace}.new_rows", f"{domain}.splits", f"{namespace}.seed",
+                          PARAMS], f"{namespace}.decision", "decide", train_tag),
+        ]
+    return Pipeline(nodes)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    settings = project_parameters().get("retraining") or {}
+    models = settings.get("models") or {}
+    return sum((model_retraining(name, spec or {}) for name, spec in models.items()), Pipeline([]))

@@ -1,0 +1,61 @@
+"""`run_distributed`: in-process for one process, elastic launch with gloo for several, bad settings."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+
+from fastadapt.models.distributed import resolve_backend, run_distributed
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rank_sum(offset: int) -> dict:
+    """Each process contributes rank + offset; every process sees the sum."""
+    value = torch.tensor([float(torch.distributed.get_rank() + offset)])
+    torch.distributed.all_reduce(value)
+    return {"sum": value.item(), "rank": torch.distributed.get_rank(),
+            "world": torch.distributed.get_world_size(), "backend": torch.distributed.get_backend()}
+
+
+def in_process(value: int) -> tuple[int, bool]:
+    return value * 2, torch.distributed.is_initialized()
+
+
+def test_one_process_runs_in_this_process_without_a_process_group():
+    assert run_distributed(in_process, (21,), nproc_per_node=1) == (42, False)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_return_rank_zeros_result():
+    result = run_distributed(rank_sum, (10,), nproc_per_node=2, rdzv_endpoint=f"127.0.0.1:{free_port()}",
+                             backend="auto" if not torch.cuda.is_available() else "gloo")
+    assert result == {"sum": 21.0, "rank": 0, "world": 2, "backend": "gloo"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"nproc_per_node": 0}, r"distributed\.nproc_per_node is 0; allowed: an integer >= 1"),
+        ({"nnodes": 2, "node_rank": 2}, r"distributed\.node_rank is 2; allowed: 0 to nnodes-1 = 1"),
+        ({"backend": "mpi"}, r"distributed\.backend is 'mpi'; allowed: \['auto', 'gloo', 'nccl'\]"),
+        ({"rdzv_backend": "etcd"}, r"distributed\.rdzv_backend is 'etcd'; allowed: \['c10d', 'static'\]"),
+        ({"rdzv_endpoint": "nowhere"}, r"distributed\.rdzv_endpoint is 'nowhere'; allowed: 'host:port'"),
+    ],
+)
+def test_bad_settings_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run_distributed(in_process, (1,), **{"nproc_per_node": 1, **kwargs})
+
+
+def test_auto_backend_is_nccl_on_cuda_else_gloo():
+    assert resolve_backend("auto") == ("nccl" if torch.cuda.is_available() else "gloo")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_backend("nccl")

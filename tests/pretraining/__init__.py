@@ -1,0 +1,1 @@
+"""Tests of self-supervised pretraining: objectives, batches, configuration, runs."""
