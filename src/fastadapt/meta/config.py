@@ -1,0 +1,211 @@
+"""`MetaConfig`: every meta-learning setting, validated once from parameters (`meta:` block).
+
+Errors name the parameter (`meta.inner_lr`) and the allowed values. The budget, validation and
+checkpoint fields carry the names and meaning of `fastadapt.models.training.TrainingConfig`
+(max_steps, max_seconds, eval_every, early_stop_patience, checkpoint_every, checkpoint_dir,
+seed, device, num_threads, log_every, max_grad_norm), so one vocabulary covers every loop.
+`build_learner` and `build_algorithm` turn a config into objects.
+
+    config = MetaConfig.from_params({"algorithm": "maml", "inner_steps": 3, "meta_sgd": True})
+    learner = build_learner(load_backbone("minilm-l6"), config)
+    algorithm = build_algorithm(learner, config)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from fastadapt.config import ConfigError
+from fastadapt.models.encoder import resolve_device
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fastadapt.meta.algorithm import MetaAlgorithm
+    from fastadapt.meta.learner import MetaLearner
+    from fastadapt.models.backbones import Backbone
+
+ALGORITHMS = ("protonet", "maml", "fomaml", "reptile", "anil")
+INNER_PARAMS = ("all", "head", "lora")
+OUTER_OPTIMIZERS = ("adam", "sgd")
+POOLINGS = ("mean", "cls")
+DISTANCES = ("euclidean", "cosine")
+
+
+@dataclass
+class MetaConfig:
+    algorithm: str = "protonet"
+    # learner
+    pooling: str = "mean"
+    max_length: int = 64
+    distance: str = "euclidean"  # ProtoNet's metric: euclidean (Snell et al.) | cosine
+    temperature: float = 10.0  # scale of the cosine
+    lora_rank: int | None = None  # LoRA adapters in the encoder (needed by inner_params: lora)
+    lora_alpha: float | None = None
+    # inner loop (MAML family and Reptile)
+    inner_steps: int = 1
+    eval_inner_steps: int | None = None  # steps when adapting at test time (default inner_steps)
+    inner_lr: float = 0.01
+    inner_params: str | None = None  # all | head | lora; default: head for anil, all otherwise
+    meta_sgd: bool = False  # learned per-parameter inner learning rates (Li et al. 2017)
+    first_order: bool = False  # fomaml and reptile are first order whatever this says
+    gradient_checkpointing: bool = False
+    # outer loop
+    outer_lr: float = 2e-5
+    outer_optimizer: str = "adam"
+    meta_batch_size: int = 4
+    max_grad_norm: float | None = 1.0
+    # episodes
+    n_way: int = 5
+    k_shot: int = 5
+    n_query: int = 10
+    sources: dict[str, float] = field(default_factory=dict)  # episode source -> sampling weight
+    # budget, meta-validation, checkpoints (TrainingConfig's names)
+    max_steps: int = 1000
+    max_seconds: float | None = None
+    eval_every: int = 50
+    eval_episodes: int = 50  # fixed meta-validation episodes, drawn once from the seed
+    early_stop_patience: int | None = None
+    checkpoint_every: int | None = None
+    checkpoint_dir: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int | None = None
+    log_every: int = 10
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None, where: str = "meta") -> MetaConfig:
+        """Validated settings; a wrong key or value raises `ConfigError` naming `meta.<key>`."""
+        params = dict(params or {})
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: {allowed}")
+        config = cls(**params)
+        config.validate(where)
+        return config
+
+    @property
+    def head(self) -> str:
+        """ProtoNet scores with prototypes; every other algorithm adapts a linear head."""
+        return "prototype" if self.algorithm == "protonet" else "linear"
+
+    def validate(self, where: str = "meta") -> None:
+        def fail(key: str, rule: str) -> None:
+            raise ConfigError(f"{where}.{key} is {getattr(self, key)!r}; {rule}")
+
+        def integer(key: str, minimum: int, optional: bool = False) -> None:
+            value = getattr(self, key)
+            if value is None and optional:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                fail(key, f"allowed: an integer >= {minimum}" + (" or null" if optional else ""))
+
+        def number(key: str, low: float, optional: bool = False, strict: bool = True) -> None:
+            value = getattr(self, key)
+            if value is None and optional:
+                return
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or not (value > low if strict else value >= low):
+                fail(key, f"allowed: a number {'>' if strict else '>='} {low}" + (" or null" if optional else ""))
+
+        def choice(key: str, allowed: tuple) -> None:
+            if getattr(self, key) not in allowed:
+                fail(key, f"allowed: {list(allowed)}")
+
+        def boolean(key: str) -> None:
+            if not isinstance(getattr(self, key), bool):
+                fail(key, "allowed: true or false")
+
+        choice("algorithm", ALGORITHMS)
+        if self.inner_params is None:
+            self.inner_params = "head" if self.algorithm == "anil" else "all"
+        choice("pooling", POOLINGS)
+        choice("distance", DISTANCES)
+        choice("inner_params", INNER_PARAMS)
+        choice("outer_optimizer", OUTER_OPTIMIZERS)
+        for key in ("meta_sgd", "first_order", "gradient_checkpointing"):
+            boolean(key)
+        integer("max_length", 2)
+        number("temperature", 0)
+        integer("lora_rank", 1, optional=True)
+        number("lora_alpha", 0, optional=True)
+        integer("inner_steps", 1)
+        integer("eval_inner_steps", 1, optional=True)
+        number("inner_lr", 0)
+        number("outer_lr", 0)
+        integer("meta_batch_size", 1)
+        number("max_grad_norm", 0, optional=True, strict=False)
+        integer("n_way", 2)
+        integer("k_shot", 1)
+        integer("n_query", 1)
+        integer("max_steps", 1)
+        number("max_seconds", 0, optional=True)
+        integer("eval_every", 1)
+        integer("eval_episodes", 1)
+        integer("early_stop_patience", 1, optional=True)
+        integer("checkpoint_every", 1, optional=True)
+        integer("seed", 0)
+        integer("num_threads", 1, optional=True)
+        integer("log_every", 1)
+        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, (str, os.PathLike)):
+            fail("checkpoint_dir", "allowed: a directory path or null")
+        if not isinstance(self.device, str):
+            fail("device", "allowed: auto, cpu or cuda[:N]")
+        try:
+            resolve_device(self.device)
+        except ValueError:
+            fail("device", "allowed: auto, cpu or cuda[:N]")
+        if not isinstance(self.sources, Mapping):
+            fail("sources", "allowed: a mapping of source name to sampling weight")
+        for name, weight in self.sources.items():
+            ok = isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
+            if not ok or weight < 0:
+                raise ConfigError(f"{where}.sources.{name} is {weight!r}; allowed: a number >= 0")
+        if self.sources and sum(self.sources.values()) <= 0:
+            fail("sources", "allowed: weights that are not all 0")
+
+        # Combinations.
+        if self.meta_sgd and self.algorithm in ("protonet", "reptile"):
+            fail("meta_sgd", f"learned inner learning rates need an inner loop with a meta-gradient: "
+                             f"algorithm {self.algorithm!r} has none; allowed: false")
+        if self.algorithm == "anil" and self.inner_params != "head":
+            fail("inner_params", "anil adapts only the head; allowed: head")
+        if self.algorithm != "protonet" and self.inner_params == "lora" and self.lora_rank is None:
+            fail("inner_params", "'lora' needs meta.lora_rank (LoRA adapters in the encoder)")
+        if self.algorithm == "maml" and self.first_order:
+            fail("first_order", "use algorithm: fomaml for first-order MAML; allowed with maml: false")
+
+
+def build_learner(backbone: Backbone, config: MetaConfig) -> MetaLearner:
+    """The `MetaLearner` a config describes (head from the algorithm)."""
+    from fastadapt.meta.learner import MetaLearner
+
+    return MetaLearner(
+        backbone, head=config.head, pooling=config.pooling, max_length=config.max_length,
+        n_way=config.n_way, distance=config.distance, temperature=config.temperature,
+        lora_rank=config.lora_rank, lora_alpha=config.lora_alpha,
+    )
+
+
+def build_algorithm(learner: MetaLearner, config: MetaConfig) -> MetaAlgorithm:
+    """The algorithm object a config names, with its knobs."""
+    from fastadapt.meta.anil import ANIL
+    from fastadapt.meta.maml import FOMAML, MAML
+    from fastadapt.meta.protonet import ProtoNet
+    from fastadapt.meta.reptile import Reptile
+
+    outer = {"outer_lr": config.outer_lr, "outer_optimizer": config.outer_optimizer,
+                 "max_grad_norm": config.max_grad_norm}
+    if config.algorithm == "protonet":
+        return ProtoNet(learner, gradient_checkpointing=config.gradient_checkpointing, **outer)
+    inner = {"inner_lr": config.inner_lr, "inner_steps": config.inner_steps,
+                 "eval_inner_steps": config.eval_inner_steps, "gradient_checkpointing": config.gradient_checkpointing}
+    if config.algorithm == "reptile":
+        return Reptile(learner, inner_params=config.inner_params, **inner, **outer)
+    if config.algorithm == "anil":
+        return ANIL(learner, meta_sgd=config.meta_sgd, first_order=config.first_order, **inner, **outer)
+    kind = FOMAML if config.algorithm == "fomaml" else MAML
+    return kind(learner, meta_sgd=config.meta_sgd, inner_params=config.inner_params, **inner, **outer)

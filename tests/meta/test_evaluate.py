@@ -1,0 +1,88 @@
+"""evaluate_episodes over a fixed episodes table, and the 95 % interval."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fastadapt.meta import MetaLearner, ProtoNet, evaluate_episodes, summarise_with_ci
+from fastadapt.tasks.episodes import class_split_episodes
+
+from .conftest import toy_rows
+
+ROWS = toy_rows()
+
+
+class KeywordClassifier:
+    """Predicts the support label whose texts share a word with the query (a fake adapter)."""
+
+    def __init__(self, texts, labels):
+        self.classes_ = sorted(set(labels))
+        self.words = {c: set() for c in self.classes_}
+        for text, label in zip(texts, labels):
+            self.words[label] |= set(text.split())
+
+    def predict_proba(self, texts):
+        scores = np.array([[len(set(t.split()) & self.words[c]) for c in self.classes_] for t in texts], float)
+        return scores / scores.sum(1, keepdims=True).clip(min=1)
+
+    def predict(self, texts):
+        return np.array([self.classes_[i] for i in self.predict_proba(texts).argmax(1)], dtype=object)
+
+
+def table():
+    classes = ["sport", "money", "weather"]
+    return pd.concat([
+        class_split_episodes(ROWS, classes, split_index=1, n_way=2, k_shot=2, n_query=3, n_episodes=4,
+                             setting="2way_2shot"),
+        class_split_episodes(ROWS, classes, split_index=2, n_way=None, k_shot=1, n_query=2, n_episodes=3,
+                             setting="3way_1shot"),
+    ], ignore_index=True)
+
+
+def test_evaluate_episodes_scores_every_episode_with_its_own_support():
+    seen = []
+
+    def adapt(texts, labels):
+        seen.append((list(texts), list(labels)))
+        return KeywordClassifier(texts, labels)
+
+    episodes = table()
+    results = evaluate_episodes(adapt, episodes, ROWS, progress=False)
+    assert list(results.columns) == ["setting", "split", "episode", "accuracy", "adaptation_seconds"]
+    assert len(results) == 7 and len(seen) == 7
+    assert results[["setting", "split", "episode"]].values.tolist()[:2] == [["2way_2shot", 1, 0], ["2way_2shot", 1, 1]]
+    first = episodes[(episodes.setting == "2way_2shot") & (episodes.episode == 0) & (episodes.role == "support")]
+    text = ROWS.set_index("row_id")["text"]
+    assert seen[0] == (text.loc[first.row_id].tolist(), first.label.tolist())
+    assert (results["adaptation_seconds"] >= 0).all()
+    assert results["accuracy"].between(0, 1).all()
+
+
+def test_evaluate_episodes_with_protonet_on_a_tiny_bert(tiny_backbone):
+    protonet = ProtoNet(MetaLearner(tiny_backbone(), head="prototype"))
+    results = evaluate_episodes(protonet.adapt, table(), ROWS, progress=False)
+    assert len(results) == 7 and results["accuracy"].between(0, 1).all()
+
+
+def test_evaluate_episodes_rejects_leaks_and_unknown_rows():
+    episodes = table()
+    one = episodes[(episodes.setting == "2way_2shot") & (episodes.episode == 0)]
+    duplicated = pd.concat([one, one.assign(role="query")])
+    with pytest.raises(ValueError, match="both support and query"):
+        evaluate_episodes(KeywordClassifier, duplicated, ROWS, progress=False)
+    with pytest.raises(ValueError, match="not in rows"):
+        evaluate_episodes(KeywordClassifier, episodes, ROWS.iloc[:5], progress=False)
+
+
+def test_summarise_with_ci_uses_1_96_sd_over_sqrt_n():
+    results = pd.DataFrame({"setting": ["s"] * 4 + ["t"], "split": [1] * 5,
+                            "episode": [0, 1, 2, 3, 0], "accuracy": [0.5, 0.7, 0.9, 0.7, 0.4],
+                            "adaptation_seconds": [1.0, 2.0, 3.0, 2.0, 5.0]})
+    summary = summarise_with_ci(results)
+    row = summary.iloc[0]
+    sd = np.std([0.5, 0.7, 0.9, 0.7], ddof=1)
+    assert row["episodes"] == 4 and row["accuracy"] == pytest.approx(0.7)
+    assert row["ci95"] == pytest.approx(1.96 * sd / 2)
+    assert row["low"] == pytest.approx(0.7 - 1.96 * sd / 2) and row["adaptation_seconds"] == 2.0
+    assert summary.iloc[1]["ci95"] == 0.0
+    assert summarise_with_ci(results, by=["setting"])["episodes"].tolist() == [4, 1]
