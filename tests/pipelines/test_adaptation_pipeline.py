@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import FIXTURES, make_project
+
 from fastadapt.models.baselines import repair_iob2
 
 pytestmark = pytest.mark.slow
@@ -195,14 +195,13 @@ def test_nodes_are_tagged_and_named(project, monkeypatch):
 
 
 def test_bad_configurations_stop_with_a_clear_message(project, monkeypatch):
+    from kedro.io.core import Version
+
     from fastadapt.config import ConfigError
+    from fastadapt.datasets import ModelDirectoryDataset
     from fastadapt.pipelines.adaptation import create_pipeline
     from fastadapt.pipelines.adaptation.nodes import kshot_fit_predict
     from fastadapt.tasks.kshot import KShotError
-
-    from kedro.io.core import Version
-
-    from fastadapt.datasets import ModelDirectoryDataset
 
     splits = read(project, f"04_feature/{TEXT}/splits.parquet")
     kshot_sets = read(project, f"04_feature/{TEXT}/kshot_sets.parquet")

@@ -2,7 +2,13 @@
 predictors they produce, and `adapt(config, backbone, support) -> predictor`."""
 
 from fastadapt.adaptation.classifier import EncoderClassifier
-from fastadapt.adaptation.fit import adapt, fit_classifier, fit_tagger, kshot_support, ner_kshot_support
+from fastadapt.adaptation.fit import (
+    adapt,
+    fit_classifier,
+    fit_tagger,
+    kshot_support,
+    ner_kshot_support,
+)
 from fastadapt.adaptation.ner import EncoderTagger, viterbi_iob2
 from fastadapt.adaptation.strategies import (
     METRICS,

@@ -29,6 +29,13 @@ INFO_FILE = "classifier.json"
 BACKBONE_DIR = "backbone"
 
 
+def token_limit(backbone: Backbone, max_length: int) -> int:
+    """`max_length`, capped by what the encoder's position embeddings and tokeniser allow."""
+    limits = [max_length, getattr(backbone.model.config, "max_position_embeddings", None),
+              getattr(backbone.tokenizer, "model_max_length", None)]
+    return int(min(limit for limit in limits if isinstance(limit, int) and 0 < limit < 1_000_000))
+
+
 class LinearHead(nn.Module):
     """Dropout and one linear layer: features -> logits."""
 
@@ -70,7 +77,7 @@ class PrototypeHead(nn.Module):
 
     @classmethod
     def from_features(cls, features: torch.Tensor, targets: torch.Tensor, n_classes: int,
-                      metric: str = "cosine", temperature: float = 10.0) -> "PrototypeHead":
+                      metric: str = "cosine", temperature: float = 10.0) -> PrototypeHead:
         prototypes = torch.zeros(n_classes, features.shape[1], dtype=torch.float32)
         prototypes.index_add_(0, targets, features.float())
         counts = torch.bincount(targets, minlength=n_classes)
@@ -168,7 +175,8 @@ class EncoderClassifier:
     # -- features ---------------------------------------------------------------------------
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Pooled, un-normalised encoder features (n, hidden): what a per-domain cache stores."""
-        return embed_texts(self.backbone, list(texts), batch_size=self.batch_size, max_length=self.max_length,
+        return embed_texts(self.backbone, list(texts), batch_size=self.batch_size,
+                           max_length=token_limit(self.backbone, self.max_length),
                            pooling=self.pooling, normalize=False, device=self.device, progress=progress)
 
     def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
@@ -207,7 +215,7 @@ class EncoderClassifier:
         save_parts(directory, self.backbone, self.head, info, INFO_FILE)
 
     @classmethod
-    def load_directory(cls, directory: str | Path) -> "EncoderClassifier":
+    def load_directory(cls, directory: str | Path) -> EncoderClassifier:
         backbone, head, info = load_parts(directory, INFO_FILE)
         return cls(backbone, head, info["classes"], strategy=info["strategy"], pooling=info["pooling"],
                    normalize=info["normalize"], max_length=info["max_length"], batch_size=info["batch_size"],

@@ -34,6 +34,7 @@ from fastadapt.adaptation.classifier import (
     LinearHead,
     PooledClassifierModule,
     PrototypeHead,
+    token_limit,
 )
 from fastadapt.adaptation.ner import (
     IGNORE_INDEX,
@@ -156,8 +157,12 @@ def _train(module: nn.Module, loss, batches, config: AdaptationConfig, checkpoin
     training = _training_config(config, checkpoint_name)
     if validate is not None and not training.early_stop_patience:
         validate = None  # validation only pays for itself when it can stop the run
-    result = train_model(module, loss, batches, training, validate=validate, description=description,
-                         progress=progress)
+    threads = torch.get_num_threads()
+    try:
+        result = train_model(module, loss, batches, training, validate=validate, description=description,
+                             progress=progress)
+    finally:
+        torch.set_num_threads(threads)  # `training.num_threads` holds for this fit only
     module.eval()
     return _summary(result)
 
@@ -255,11 +260,12 @@ def fit_classifier(
     classes = sorted(set(labels))
     index = {label: i for i, label in enumerate(classes)}
     targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
-    common = dict(strategy=config.strategy, pooling=config.pooling, normalize=config.normalize_features,
-                  max_length=config.max_length, batch_size=config.batch_size, device=config.device)
+    common = {"strategy": config.strategy, "pooling": config.pooling, "normalize": config.normalize_features,
+              "max_length": config.max_length, "batch_size": config.batch_size, "device": config.device}
 
     def encode(items: Sequence[str]) -> torch.Tensor:
-        raw = embed_texts(backbone, list(items), batch_size=config.batch_size, max_length=config.max_length,
+        raw = embed_texts(backbone, list(items), batch_size=config.batch_size,
+                          max_length=token_limit(backbone, config.max_length),
                           pooling=config.pooling, normalize=False, device=config.device, progress=progress)
         return _prepare(raw, config)
 
@@ -279,7 +285,7 @@ def fit_classifier(
                 val_y = torch.tensor([index[label] for label in val_labels], dtype=torch.long)
                 val_batches = [{"features": val_x[i:i + 4096], "labels": val_y[i:i + 4096]}
                                for i in range(0, len(val_y), 4096)]
-                validate = lambda model: _mean_loss(model, val_batches, _feature_loss)  # noqa: E731
+                validate = lambda model: _mean_loss(model, val_batches, _feature_loss)
         batches = FeatureBatches(x, targets, config.training.batch_size, config.training.seed)
         summary = _train(head, _feature_loss, batches, config, checkpoint_name, validate,
                          f"head ({len(classes)} classes)", progress)
@@ -290,18 +296,19 @@ def fit_classifier(
     torch.manual_seed(config.training.seed)
     module = PooledClassifierModule(encoder, LinearHead(backbone.hidden_size, len(classes), config.dropout),
                                     config.pooling, config.normalize_features)
-    token_ids = tokenize(tokenizer, texts, config.max_length)
+    max_length = token_limit(backbone, config.max_length)
+    token_ids = tokenize(tokenizer, texts, max_length)
     batches = SequenceBatches(token_ids, targets.tolist(), config.training.batch_size, config.training.seed,
                               tokenizer.pad_token_id, per_token=False)
     validate = None
     if validation is not None and config.training.early_stop_patience:
         val_texts, val_labels = _known(validation, index)
         if val_texts:
-            val_ids = tokenize(tokenizer, val_texts, config.max_length)
+            val_ids = tokenize(tokenizer, val_texts, max_length)
             order = length_bucketed_batches([len(i) for i in val_ids], config.batch_size)
             val_batches = [collate([val_ids[i] for i in b], [index[val_labels[i]] for i in b],
                                    tokenizer.pad_token_id, per_token=False) for b in order]
-            validate = lambda model: _mean_loss(model, val_batches, _sequence_loss)  # noqa: E731
+            validate = lambda model: _mean_loss(model, val_batches, _sequence_loss)
     summary = _train(module, _sequence_loss, batches, config, checkpoint_name, validate,
                      f"{config.strategy} fine-tuning ({len(classes)} classes)", progress)
     tuned = _merged_backbone(backbone, module.encoder, config)
@@ -382,8 +389,8 @@ def fit_tagger(
     if len(tags) < 2:
         raise ValueError("tag_lists hold no entity at all (only 'O'); a tagger needs at least one entity type")
     index = {tag: i for i, tag in enumerate(tags)}
-    common = dict(strategy=config.strategy, normalize=config.normalize_features, max_length=config.max_length,
-                  batch_size=config.batch_size, device=config.device)
+    common = {"strategy": config.strategy, "normalize": config.normalize_features, "max_length": config.max_length,
+              "batch_size": config.batch_size, "device": config.device}
 
     def flat_features(sentences, sentence_tags, given=None):
         states, present = given if given is not None else word_features(
@@ -406,7 +413,7 @@ def fit_tagger(
             val_x, val_y = flat_features(val_tokens, val_tags)
             val_batches = [{"features": val_x[i:i + 8192], "labels": val_y[i:i + 8192]}
                            for i in range(0, len(val_y), 8192)]
-            validate = lambda model: _mean_loss(model, val_batches, _feature_loss)  # noqa: E731
+            validate = lambda model: _mean_loss(model, val_batches, _feature_loss)
         batches = FeatureBatches(x, y, config.training.batch_size, config.training.seed)
         summary = _train(head, _feature_loss, batches, config, checkpoint_name, validate,
                          f"token head ({len(tags)} tags)", progress)
@@ -415,7 +422,7 @@ def fit_tagger(
     tokenizer = backbone.tokenizer
 
     def encoded(sentences, sentence_tags):
-        ids, firsts = encode_words(tokenizer, sentences, config.max_length)
+        ids, firsts = encode_words(tokenizer, sentences, token_limit(backbone, config.max_length))
         keep = [i for i, sentence in enumerate(sentences) if sentence]
         labels = [subword_labels(firsts[i], len(ids[i]), [index.get(t, 0) for t in sentence_tags[i]]) for i in keep]
         return [ids[i] for i in keep], labels
@@ -433,7 +440,7 @@ def fit_tagger(
         order = length_bucketed_batches([len(i) for i in val_ids], config.batch_size)
         val_batches = [collate([val_ids[i] for i in b], [val_labels[i] for i in b], tokenizer.pad_token_id,
                                per_token=True) for b in order]
-        validate = lambda model: _mean_loss(model, val_batches, _sequence_loss)  # noqa: E731
+        validate = lambda model: _mean_loss(model, val_batches, _sequence_loss)
     summary = _train(module, _sequence_loss, batches, config, checkpoint_name, validate,
                      f"{config.strategy} token fine-tuning ({len(tags)} tags)", progress)
     tuned = _merged_backbone(backbone, module.encoder, config)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from fastadapt.adaptation.classifier import load_parts, save_parts
+from fastadapt.adaptation.classifier import load_parts, save_parts, token_limit
 from fastadapt.models.backbones import Backbone
 from fastadapt.models.batching import length_bucketed_batches, pad_batch
 from fastadapt.models.encoder import resolve_device
@@ -117,7 +117,7 @@ def word_features(
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """First-subword hidden states per sentence (n_words, hidden) float32, and a mask of the
     words that have a subword (the others get zeros)."""
-    ids, firsts = encode_words(backbone.tokenizer, token_lists, max_length)
+    ids, firsts = encode_words(backbone.tokenizer, token_lists, token_limit(backbone, max_length))
     target = resolve_device(device)
     model = backbone.model.to(target).eval()
     hidden_size = backbone.hidden_size
@@ -216,7 +216,7 @@ class EncoderTagger:
         save_parts(directory, self.backbone, self.head, info, INFO_FILE)
 
     @classmethod
-    def load_directory(cls, directory: str | Path) -> "EncoderTagger":
+    def load_directory(cls, directory: str | Path) -> EncoderTagger:
         backbone, head, info = load_parts(directory, INFO_FILE)
         return cls(backbone, head, info["tags"], strategy=info["strategy"], normalize=info["normalize"],
                    max_length=info["max_length"], batch_size=info["batch_size"], training=info.get("training"))
