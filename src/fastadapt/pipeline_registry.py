@@ -6,7 +6,9 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 # The quick default `kedro run`: raw data to the summary report.
-DEFAULT_PIPELINES = ("ingestion", "features", "baselines", "evaluation", "answer_suggestion", "reporting")
+DEFAULT_PIPELINES = (
+    "ingestion", "features", "baselines", "adaptation", "evaluation", "answer_suggestion", "reporting",
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
