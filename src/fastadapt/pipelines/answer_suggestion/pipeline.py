@@ -5,6 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from fastadapt.config import project_parameters
+from fastadapt.dialogue.serving import log_suggester_node
 from fastadapt.pipelines.answer_suggestion.nodes import (
     build_reply_bank,
     embed_reply_bank,
@@ -31,6 +32,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "answer_suggestions",
                 name="suggest_answers_node",
                 tags=["gpu"],
+            ),
+            Node(
+                log_suggester_node,
+                [f"{domain}.model.{model}", "reply_bank", "reply_bank_embeddings", "params:answer_suggestion"],
+                "answer_suggester_registration",
+                name="register_answer_suggester_node",
+                tags=["cpu"],
             ),
         ],
         tags=["answer_suggestion"],
