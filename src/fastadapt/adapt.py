@@ -1,0 +1,293 @@
+"""One entry point to adapt a model to a new task: `adapt(learner, support, strategy) -> predictor`.
+
+    from fastadapt.adapt import adapt
+
+    predictor = adapt(meta_learner, support, "prototype")          # support: text, label columns
+    predictor.predict(["my card has not arrived"]), predictor.adaptation_seconds
+    adapt("minilm-l6", support, "finetune_head", training={"max_steps": 100})
+    adapt(None, support, "tfidf")                                   # the TF-IDF + LR baseline
+    adapt(meta_learner, ner_support, "finetune_head")               # tokens, tags columns: a tagger
+
+learner: a `MetaLearnedModel` (the meta-training pipeline's `meta_learner`), a `MetaAlgorithm`, a
+    `Backbone`, a `MetaLearner`, a backbone name for `load_backbone` (`minilm-l6`, a model
+    directory), or None (only for `tfidf`).
+support: a table with columns text, label (classification) or tokens, tags (NER, IOB2 lists).
+strategy (`STRATEGIES`):
+    prototype       no gradient: class means of the support features. A meta-learned ProtoNet
+                    uses its own metric and pooling (as meta-trained) unless `metric=` is given;
+                    anything else the frozen encoder's features with `metric` (cosine by default).
+    meta            the meta-learning algorithm's own adaptation: ProtoNet's prototypes, the
+                    inner loop of MAML / FOMAML / ANIL / Reptile from the meta-learned weights.
+    finetune_head   a linear head on the frozen (meta-learned) encoder's features.
+    finetune_all    every encoder weight and a head, a few steps from the (meta-learned) weights.
+    finetune_lora   LoRA adapters and a head, merged into the weights afterwards.
+    tfidf           TF-IDF + logistic regression on the support texts (no learner needed).
+options: for prototype / finetune_*: `fastadapt.adaptation.AdaptationConfig` settings (metric,
+    temperature, pooling, max_length, batch_size, dropout, device, lora, training) and the
+    keyword arguments of `fit_classifier` / `fit_tagger` (features, validation, seed,
+    checkpoint_name, progress); for tfidf: `TfidfLogisticRegression` settings.
+
+Nothing is trained here: the work is done by `fastadapt.adaptation.fit_classifier` /
+`fit_tagger`, the meta-learning algorithms' `adapt` and `TfidfLogisticRegression.fit`. The result
+is an `AdaptedPredictor`: the `TextClassifier` (`classes_`, `predict`, `predict_proba`) or
+`SequenceTagger` (`predict`) protocol, with `adaptation_seconds` (wall time of the fit alone) and
+`strategy`. A wrong strategy or option raises `ConfigError` naming it and the allowed values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fastadapt.config import ConfigError
+
+FIT_OPTIONS = {"features", "validation", "validation_features", "seed", "checkpoint_name", "progress", "k"}
+CONFIG_OPTIONS = {"metric", "temperature", "pooling", "normalize", "max_length", "batch_size", "dropout",
+                  "device", "lora", "training"}
+TFIDF_OPTIONS = {"analyzer", "ngram_range", "min_df", "sublinear_tf", "C", "max_iter", "class_weight", "seed"}
+
+
+class AdaptStrategy(str, Enum):
+    """How `adapt` turns a learner and a support set into a predictor (see the module docstring)."""
+
+    PROTOTYPE = "prototype"
+    META = "meta"
+    FINETUNE_HEAD = "finetune_head"
+    FINETUNE_ALL = "finetune_all"
+    FINETUNE_LORA = "finetune_lora"
+    TFIDF = "tfidf"
+
+
+STRATEGIES = tuple(s.value for s in AdaptStrategy)
+# The adaptation package's names for the strategies that go through fit_classifier / fit_tagger.
+ADAPTATION_STRATEGY = {"prototype": "prototype", "finetune_head": "head", "finetune_all": "full",
+                       "finetune_lora": "lora"}
+# "A few steps" from the (meta-learned) initialisation: the defaults of each fine-tuning strategy,
+# merged under `training=` (fastadapt.models.training.TrainingConfig).
+DEFAULT_TRAINING = {
+    "finetune_head": {"max_steps": 200, "batch_size": 32, "lr": 0.05, "weight_decay": 0.0, "warmup_ratio": 0.0,
+                      "log_every": 50},
+    "finetune_all": {"max_steps": 60, "batch_size": 16, "lr": 5.0e-5, "warmup_ratio": 0.1, "log_every": 10},
+    "finetune_lora": {"max_steps": 60, "batch_size": 16, "lr": 1.0e-3, "warmup_ratio": 0.1, "log_every": 10},
+}
+
+
+@dataclass
+class AdaptedPredictor:
+    """A predictor `adapt` made: the protocol calls go to `model`; other attributes too."""
+
+    model: Any
+    strategy: str
+    adaptation_seconds: float
+    kind: str  # text_classification | ner
+    n_support: int
+    source: str = ""  # what it was adapted from
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def classes_(self) -> list[str]:
+        return list(self.model.classes_)
+
+    def predict(self, items: Sequence[Any]) -> Any:
+        """Classes of texts (an object array), or IOB2 tag lists of token lists (a tagger)."""
+        return self.model.predict(items)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(texts), dtype=np.float64)
+
+    def __getattr__(self, name: str) -> Any:  # predict_features, embed, backbone... of the model
+        if name.startswith("__") or name == "model":
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+
+def check_strategy(strategy: str | AdaptStrategy, where: str = "strategy") -> str:
+    """The strategy's name, or a `ConfigError` naming `where` and the allowed values."""
+    value = strategy.value if isinstance(strategy, AdaptStrategy) else strategy
+    if value not in STRATEGIES:
+        raise ConfigError(f"{where} is {strategy!r}; allowed: {list(STRATEGIES)}")
+    return value
+
+
+def adapt(learner: Any, support: pd.DataFrame, strategy: str | AdaptStrategy = "prototype",
+          where: str = "strategy", **options: Any) -> AdaptedPredictor:
+    """A predictor adapted from `learner` to `support` with `strategy` (see the module docstring).
+
+    `where` is the parameter name errors use (e.g. `task.strategy`).
+    """
+    name = check_strategy(strategy, where)
+    kind = _support_kind(support)
+    n_support = len(support)
+    if name == "tfidf":
+        return _timed(lambda: _tfidf(support, kind, options, where), name, kind, n_support, "tfidf")
+    if learner is None:
+        raise ConfigError(f"{where} '{name}' needs a learner (a meta-learned model or a backbone); "
+                          f"only 'tfidf' works without one")
+    algorithm, backbone_source = _resolve(learner)
+    if name == "meta":
+        if algorithm is None:
+            raise ConfigError(f"{where} 'meta' needs a meta-learned model (the meta_learner dataset); "
+                              f"{type(learner).__name__} has no meta-learning algorithm; allowed for it: "
+                              f"{[s for s in STRATEGIES if s != 'meta']}")
+        if kind == "ner":
+            raise ConfigError(f"{where} 'meta' adapts text classifiers only; for NER use "
+                              f"{['prototype', 'finetune_head', 'finetune_all', 'finetune_lora']}")
+        _no_options(options, where, name)
+        texts, labels = _texts_and_labels(support)
+        return _timed(lambda: algorithm.adapt(texts, labels), name, kind, n_support, _source(learner))
+    if name == "prototype" and kind == "text_classification" and algorithm is not None \
+            and algorithm.name == "protonet" and "metric" not in options:
+        # A meta-learned ProtoNet adapts with the metric and features it was meta-trained with.
+        if options:
+            raise ConfigError(f"{where} 'prototype' on a meta-learned ProtoNet uses its own metric and features and "
+                              f"takes no options (got {sorted(options)}); give metric= (cosine or euclidean) for "
+                              f"prototypes on its frozen encoder's features with those options")
+        texts, labels = _texts_and_labels(support)
+        return _timed(lambda: algorithm.adapt(texts, labels), name, kind, n_support, _source(learner))
+    config, fit_options = _adaptation_config(name, options, where)
+
+    def fit() -> Any:
+        from fastadapt.adaptation import fit_classifier, fit_tagger
+
+        backbone = backbone_source()
+        if kind == "ner":
+            return fit_tagger(backbone, [list(t) for t in support["tokens"]], [list(t) for t in support["tags"]],
+                              config, **fit_options)
+        texts, labels = _texts_and_labels(support)
+        return fit_classifier(backbone, texts, labels, config, **fit_options)
+
+    return _timed(fit, name, kind, n_support, _source(learner))
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def _timed(fit, strategy: str, kind: str, n_support: int, source: str) -> AdaptedPredictor:
+    started = time.perf_counter()
+    model = fit()
+    seconds = time.perf_counter() - started
+    return AdaptedPredictor(model=model, strategy=strategy, adaptation_seconds=float(seconds), kind=kind,
+                            n_support=n_support, source=source)
+
+
+def _support_kind(support: pd.DataFrame) -> str:
+    if not isinstance(support, pd.DataFrame):
+        raise ValueError(f"support must be a pandas DataFrame (text, label or tokens, tags); got "
+                         f"{type(support).__name__}")
+    columns = set(support.columns)
+    if {"text", "label"} <= columns:
+        kind = "text_classification"
+    elif {"tokens", "tags"} <= columns:
+        kind = "ner"
+    else:
+        raise ValueError(f"support must have columns text, label (classification) or tokens, tags (NER); "
+                         f"got {sorted(columns)}")
+    if support.empty:
+        raise ValueError("support is empty; adapt needs at least one labelled example")
+    return kind
+
+
+def _texts_and_labels(support: pd.DataFrame) -> tuple[list[str], list[str]]:
+    return support["text"].astype(str).tolist(), support["label"].astype(str).tolist()
+
+
+def _no_options(options: Mapping[str, Any], where: str, strategy: str) -> None:
+    if options:
+        raise ConfigError(f"{where} '{strategy}' takes no options; got {sorted(options)}")
+
+
+def _resolve(learner: Any):
+    """(the meta-learning algorithm or None, a function giving the backbone to fit on)."""
+    from fastadapt.meta.algorithm import MetaAlgorithm
+    from fastadapt.meta.learner import MetaLearner
+    from fastadapt.meta.saved import MetaLearnedModel
+    from fastadapt.models.backbones import Backbone, load_backbone
+
+    if isinstance(learner, MetaLearnedModel):
+        return learner.algorithm, lambda: learner.backbone
+    if isinstance(learner, MetaAlgorithm):
+        return learner, lambda: _learner_backbone(learner.learner)
+    if isinstance(learner, MetaLearner):
+        return None, lambda: _learner_backbone(learner)
+    if isinstance(learner, Backbone):
+        return None, lambda: learner
+    if isinstance(learner, str):
+        loaded: list[Backbone] = []
+
+        def load() -> Backbone:  # loaded when fitting, timed with it
+            if not loaded:
+                loaded.append(load_backbone(learner))
+            return loaded[0]
+        return None, load
+    raise TypeError(f"learner must be a MetaLearnedModel, MetaAlgorithm, MetaLearner, Backbone, a backbone "
+                    f"name or None; got {type(learner).__name__}")
+
+
+def _learner_backbone(learner):
+    from fastadapt.meta.saved import merged_copy
+    from fastadapt.models.backbones import Backbone
+
+    encoder = merged_copy(learner.encoder) if learner.lora_rank is not None else learner.encoder
+    return Backbone(name=learner.backbone_name, model=encoder, tokenizer=learner.tokenizer)
+
+
+def _source(learner: Any) -> str:
+    describe = getattr(learner, "describe", None)
+    if callable(describe):
+        return str(describe())
+    if isinstance(learner, str):
+        return learner
+    return str(getattr(learner, "name", type(learner).__name__))
+
+
+def _adaptation_config(strategy: str, options: Mapping[str, Any], where: str):
+    from fastadapt.adaptation import AdaptationConfig
+
+    unknown = sorted(set(options) - CONFIG_OPTIONS - FIT_OPTIONS)
+    if unknown:
+        raise ConfigError(f"{where} '{strategy}': unknown option(s) {unknown}; allowed: "
+                          f"{sorted(CONFIG_OPTIONS | FIT_OPTIONS)}")
+    settings = {k: v for k, v in options.items() if k in CONFIG_OPTIONS}
+    if strategy in DEFAULT_TRAINING:
+        training = settings.get("training") or {}
+        if not isinstance(training, Mapping):
+            raise ConfigError(f"{where}.training must be a mapping of training settings; got {training!r}")
+        settings["training"] = {**DEFAULT_TRAINING[strategy], **training}
+    elif "training" in settings or "lora" in settings:
+        raise ConfigError(f"{where} '{strategy}' trains nothing: options training and lora do not apply")
+    if strategy != "finetune_lora" and "lora" in settings:
+        raise ConfigError(f"{where} '{strategy}': option lora applies to finetune_lora only")
+    config = AdaptationConfig.from_params({"strategy": ADAPTATION_STRATEGY[strategy], **settings}, where)
+    return config, {k: v for k, v in options.items() if k in FIT_OPTIONS}
+
+
+def _tfidf(support: pd.DataFrame, kind: str, options: Mapping[str, Any], where: str):
+    from fastadapt.models.baselines import TfidfLogisticRegression
+
+    if kind == "ner":
+        raise ConfigError(f"{where} 'tfidf' is a text-classification baseline; for NER use "
+                          f"{['prototype', 'finetune_head', 'finetune_all', 'finetune_lora']}")
+    unknown = sorted(set(options) - TFIDF_OPTIONS)
+    if unknown:
+        raise ConfigError(f"{where} 'tfidf': unknown option(s) {unknown}; allowed: {sorted(TFIDF_OPTIONS)}")
+    settings = dict(options)
+    if "ngram_range" in settings:
+        settings["ngram_range"] = tuple(settings["ngram_range"])
+    texts, labels = _texts_and_labels(support)
+    if len(set(labels)) < 2:
+        raise ValueError(f"a classifier needs at least two classes in labels; found only {labels[0]!r}")
+    try:
+        return TfidfLogisticRegression(**settings).fit(texts, labels)
+    except ValueError as error:
+        if "must be" in str(error):  # a bad setting: name the option
+            raise ConfigError(f"{where} 'tfidf': {error}") from None
+        raise
+
+
+__all__ = ["STRATEGIES", "AdaptStrategy", "AdaptedPredictor", "adapt", "check_strategy"]

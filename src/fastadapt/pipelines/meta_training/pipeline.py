@@ -1,0 +1,119 @@
+"""`kedro run --pipeline meta_training`: meta-learning on Banking77 class splits, and its report.
+
+Per run `<algorithm>_s<split>` (every algorithm of `meta_training.algorithms` on every split of
+`meta_training.class_splits`; namespace `meta_training.<run>`):
+- `meta_train_node` (gpu) -> `meta_training.<run>.learner` (model folder), `.history`,
+  `.mlflow_metrics` (MLflow series), `.validation_curve` (PNG);
+- `meta_test_node` (gpu) -> `meta_training.<run>.episode_results` (every fixed test episode).
+Per class split: `baselines_node` (gpu) -> `meta_training.baselines_s<split>.episode_results`
+(frozen-encoder prototypes without meta-training, TF-IDF + LR on each support set).
+Then `select_meta_learner_node` -> `meta_learner` (the best meta-validation accuracy; what
+`new_task` adapts), `meta_training_history`, `meta_training.runs`; per text domain
+`kshot_curve_node` (gpu) -> `meta_training.curves.<domain>` and `curve_plot_node` -> its PNG; and
+`meta_learning_report_node` -> data/08_reporting/meta_learning.md with its tables and plot.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from fastadapt.config import domain_configs, project_parameters
+from fastadapt.pipelines.meta_training.nodes import (
+    MetaTrainingPlan,
+    baselines_node,
+    curve_plot_node,
+    kshot_curve_node,
+    meta_learning_report_node,
+    meta_test_node,
+    meta_train_node,
+    select_meta_learner,
+)
+from fastadapt.pipelines.wiring import bind
+
+PARAMS = "params:meta_training"
+
+
+def backbone_inputs(*names: str) -> dict[str, str]:
+    """The catalog entries these backbones need: the pretrained backbone, tiny-bert's tokeniser."""
+    inputs = {}
+    if "pretrained" in names:
+        inputs["pretrained_backbone"] = "pretrained_backbone"
+    if "tiny-bert" in names:
+        inputs["wordpiece_tokenizer"] = "wordpiece_tokenizer"
+    return inputs
+
+
+def _node(func, inputs, outputs, name: str, gpu: bool, namespace: str | None = None, **bound) -> Node:
+    return Node(bind(func, **bound) if bound else func, inputs, outputs, name=name, namespace=namespace,
+                tags=["gpu" if gpu else "cpu", "meta_training"])
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    parameters = project_parameters()
+    plan = MetaTrainingPlan.from_params(parameters.get("meta_training"))
+    backbone = backbone_inputs(plan.backbone)
+    episodes = parameters.get("episodes") or {}
+    # The class-split episodes' domain (Banking77) and raw class-split folder, as the features
+    # pipeline drew them (PROTOCOL.md section 3).
+    splits = f"{episodes.get('domain', 'customer_intent')}.splits"
+    class_split_folder = f"raw.{episodes.get('class_splits', 'banking77_class_splits')}"
+    nodes = []
+    results = {}
+    for run in plan.runs:
+        namespace = f"meta_training.{run.name}"
+        inputs = {"customer_intent_splits": splits, "class_split_files": class_split_folder,
+                  "params": PARAMS, **backbone}
+        if plan.uses_pool:
+            inputs["unlabelled_pool"] = "unlabelled_pool"
+        for domain in plan.domains_needed:
+            inputs[f"{domain}_splits"] = f"{domain}.splits"
+        nodes.append(_node(meta_train_node, inputs,
+                           [f"{namespace}.learner", f"{namespace}.history", f"{namespace}.mlflow_metrics",
+                            f"{namespace}.validation_curve"],
+                           "meta_train_node", True, namespace, run=run.name))
+        nodes.append(_node(meta_test_node,
+                           {"meta_model": f"{namespace}.learner", "class_split_episodes": "class_split_episodes",
+                            "customer_intent_splits": splits, "params": PARAMS},
+                           f"{namespace}.episode_results", "meta_test_node", True, namespace, run=run.name))
+        results[f"results__{run.name}"] = f"{namespace}.episode_results"
+    for split in plan.splits:
+        namespace = f"meta_training.baselines_s{split}"
+        nodes.append(_node(baselines_node,
+                           {"class_split_episodes": "class_split_episodes", "customer_intent_splits": splits,
+                            "params": PARAMS, "baselines_params": "params:baselines", **backbone},
+                           f"{namespace}.episode_results", "baselines_node", True, namespace, split=split))
+        results[f"results__baselines_s{split}"] = f"{namespace}.episode_results"
+    select_inputs = {}
+    for run in plan.runs:
+        select_inputs[f"learner__{run.name}"] = f"meta_training.{run.name}.learner"
+        select_inputs[f"history__{run.name}"] = f"meta_training.{run.name}.history"
+    nodes.append(_node(select_meta_learner, select_inputs, ["meta_learner", "meta_training_history",
+                                                            "meta_training.runs"],
+                       "select_meta_learner_node", False, "meta_training"))
+
+    curves = {}
+    arms = plan.curves["arms"]
+    curve_backbones = backbone_inputs(
+        *([plan.curves["random_init"].get("backbone", "tiny-bert")] if "random_init" in arms else []),
+        *([plan.curves["pretrained"].get("backbone", "minilm-l6")] if "pretrained" in arms else []))
+    text_domains = [name for name, config in domain_configs(parameters).items()
+                    if config.kind == "text_classification"]
+    wanted = plan.curves["domains"]
+    for domain in (text_domains if wanted is None else [d for d in text_domains if d in wanted]):
+        inputs = {"splits": f"{domain}.splits", "kshot_sets": f"{domain}.kshot_sets", "meta_model": "meta_learner",
+                  "params": PARAMS, "baselines_params": "params:baselines", **curve_backbones}
+        nodes.append(_node(kshot_curve_node, inputs, f"meta_training.curves.{domain}", "kshot_curve_node", True,
+                           f"meta_training.{domain}", domain=domain))
+        nodes.append(_node(curve_plot_node, {"curves": f"meta_training.curves.{domain}"},
+                           f"meta_training.curve_plot.{domain}", "curve_plot_node", False,
+                           f"meta_training.{domain}", domain=domain))
+        curves[f"curves__{domain}"] = f"meta_training.curves.{domain}"
+
+    nodes.append(_node(meta_learning_report_node,
+                       {"runs": "meta_training.runs", "params": PARAMS, "episodes_params": "params:episodes",
+                        "environment": "params:report_environment", **results, **curves},
+                       ["meta_learning_report", "meta_training.episode_summary", "meta_training.paired_differences",
+                        "meta_training.episode_plot", "meta_training.summary_mlflow_metrics"],
+                       "meta_learning_report_node", False, "meta_training"))
+    return Pipeline(nodes)
+

@@ -1,0 +1,42 @@
+"""`kedro run --pipeline new_task --params "task.name=<name>,task.shots=5,task.seed=0"`.
+
+Adapts the best meta-learned model (`meta_learner`, from `kedro run --pipeline meta_training`) to
+the task folder `data/01_raw/tasks/<name>/` with `task.shots` examples per class (mentions per
+entity type for NER) drawn from its train file (all of it when shots is null), evaluates on its
+test file and writes `data/08_reporting/tasks/<name>/metrics.json` and `predictions.parquet`.
+
+The task's datasets are named after `task.name` (`new_task.<name>.raw`, `.metrics`,
+`.predictions`; factories in catalog_new_task.yml), so the pipeline is built from the run's
+parameters, `--params` included (see `fastadapt.hooks`). Without a name it is still registered;
+its first node then stops the run saying how to name the task.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from fastadapt.config import project_parameters
+from fastadapt.pipelines.new_task.nodes import NAME, UNSET, adapt_task, read_task
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    task = project_parameters().get("task") or {}
+    task = task if isinstance(task, dict) else {}
+    name = task.get("name")
+    name = name if isinstance(name, str) and NAME.fullmatch(name) else UNSET
+    strategy = task.get("strategy", "prototype")
+    model = task.get("model", "meta_learner")
+    prefix = f"new_task.{name}"
+    adapt_inputs = {"train": f"{prefix}.train", "test": f"{prefix}.test", "read_info": f"{prefix}.read_info",
+                    "task": "params:task", "strategies": "params:new_task.strategies"}
+    if strategy != "tfidf" and model == "meta_learner":
+        adapt_inputs["meta_learner"] = "meta_learner"
+    elif strategy != "tfidf" and model == "pretrained":
+        adapt_inputs["pretrained_backbone"] = "pretrained_backbone"
+    return Pipeline([
+        Node(read_task, {"files": f"{prefix}.raw", "task": "params:task"},
+             [f"{prefix}.train", f"{prefix}.test", f"{prefix}.read_info"], name="read_task_node",
+             tags=["cpu", "new_task"]),
+        Node(adapt_task, adapt_inputs, [f"{prefix}.metrics", f"{prefix}.predictions"], name="adapt_task_node",
+             tags=["cpu" if strategy == "tfidf" else "gpu", "new_task"]),
+    ])

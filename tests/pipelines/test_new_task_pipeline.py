@@ -1,0 +1,150 @@
+"""`kedro run --pipeline new_task --params "task.name=...,task.shots=..."` on hand-written task folders.
+
+The meta-learned model is a ProtoNet on a one-layer tiny-bert saved where `meta_learner` lives, so
+no meta-training runs here and every adaptation takes well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest import FIXTURES, end_session_state, make_project
+
+from fastadapt.config import ConfigError
+from fastadapt.readers.quarantine import RawInputError
+from fastadapt.tasks.kshot import KShotError
+
+TASKS = FIXTURES / "new_task"
+TINY = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+        "max_position_embeddings": 64}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A throw-away project with the fixture task folders and a tiny saved `meta_learner`."""
+    from kedro.io.core import Version
+
+    from fastadapt.datasets import ModelDirectoryDataset
+    from fastadapt.meta import MetaConfig, build_algorithm, build_learner
+    from fastadapt.meta.saved import MetaLearnedModel
+    from fastadapt.models.backbones import load_backbone, train_wordpiece_tokenizer
+
+    root = tmp_path_factory.mktemp("new_task")
+    raw = {f"tasks/{name}": TASKS / name for name in ("support_tickets", "product_ner", "one_class", "no_test_file")}
+    project = make_project(root, raw)
+    corpus = pd.read_csv(TASKS / "support_tickets" / "train.csv")["text"].tolist()
+    corpus += [line.split()[0] for line in (TASKS / "product_ner" / "train.conll").read_text().splitlines() if line]
+    torch.set_num_threads(1)
+    tokenizer = train_wordpiece_tokenizer(corpus, vocab_size=200, min_frequency=1)
+    backbone = load_backbone("tiny-bert", tokenizer=tokenizer, seed=0, config_overrides=TINY)
+    config = MetaConfig.from_params({"algorithm": "protonet", "max_length": 32, "device": "cpu"})
+    model = MetaLearnedModel(build_algorithm(build_learner(backbone, config), config), config,
+                             {"class_split": "01", "best_val_accuracy": 0.5})
+    ModelDirectoryDataset(str(project / "data" / "06_models" / "meta_learner"), version=Version(None, None)).save(model)
+    return project
+
+
+@pytest.fixture
+def run_task(monkeypatch):
+    """`kedro run --pipeline new_task --params <task>` in a real session (what the CLI does)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    def run(project: Path, **task):
+        monkeypatch.setenv("KEDRO_PROJECT_PATH", str(project))
+        monkeypatch.chdir(project)
+        bootstrap_project(project)
+        try:
+            with KedroSession.create(project_path=project, runtime_params={"task": task}) as session:
+                return session.run(pipeline_names=["new_task"])
+        finally:
+            end_session_state()
+
+    return run
+
+
+def outputs(project: Path, name: str) -> tuple[dict, pd.DataFrame]:
+    folder = project / "data" / "08_reporting" / "tasks" / name
+    return json.loads((folder / "metrics.json").read_text()), pd.read_parquet(folder / "predictions.parquet")
+
+
+def test_a_text_task_is_adapted_with_shots_per_class_and_scored_on_its_test_file(project, run_task):
+    run_task(project, name="support_tickets", shots=2, seed=0)
+    metrics, predictions = outputs(project, "support_tickets")
+    assert metrics["task"] == "support_tickets" and metrics["kind"] == "text_classification"
+    assert metrics["strategy"] == "prototype" and metrics["shots"] == 2 and metrics["seed"] == 0
+    assert metrics["n_train"] == 6 and metrics["n_train_available"] == 18 and metrics["n_test"] == 6
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 <= metrics["macro_f1"] <= 1.0
+    assert metrics["adaptation_seconds"] > 0
+    assert metrics["source_model"].startswith("protonet on tiny-bert, class split 01")
+    assert metrics["classes"] == ["account", "billing", "delivery"]
+    assert list(predictions.columns[:3]) == ["row_id", "label", "predicted"]
+    assert len(predictions) == 6 and {"proba__account", "proba__billing", "proba__delivery"} <= set(predictions)
+
+
+def test_without_shots_the_whole_train_file_is_used_and_tfidf_needs_no_model(project, run_task):
+    run_task(project, name="support_tickets", strategy="tfidf")
+    metrics, _ = outputs(project, "support_tickets")
+    assert metrics["n_train"] == 18 and metrics["shots"] is None and metrics["strategy"] == "tfidf"
+    assert metrics["model"] is None and metrics["source_model"] == "tfidf"
+
+
+def test_a_ner_task_gets_entity_f1(project, run_task):
+    run_task(project, name="product_ner", shots=1, seed=0)
+    metrics, predictions = outputs(project, "product_ner")
+    assert metrics["kind"] == "ner" and 0.0 <= metrics["entity_f1"] <= 1.0
+    assert metrics["entity_types"] == ["LOC", "ORG", "PER"]
+    assert 1 <= metrics["n_train"] <= 3 and metrics["n_test"] == 2
+    assert [len(p) for p in predictions["predicted"]] == [6, 4]
+
+
+@pytest.mark.parametrize(
+    ("task", "error", "message"),
+    [
+        ({}, ConfigError, 'task.name is missing: name the task folder, e.g. kedro run --pipeline new_task '
+                          '--params "task.name=<folder under data/01_raw/tasks>"'),
+        ({"name": "no_such_task"}, RawInputError,
+         "task 'no_such_task': the folder data/01_raw/tasks/no_such_task/ is missing or empty. A new task is a "
+         "folder data/01_raw/tasks/<name>/ with train.csv and test.csv (columns text,label), or train.conll and "
+         "test.conll for NER."),
+        ({"name": "no_test_file"}, RawInputError,
+         "task 'no_test_file' (data/01_raw/tasks/no_test_file/): raw file 'test.csv' is missing (the folder holds: "
+         "train.csv). A new task is a folder"),
+        ({"name": "one_class"}, RawInputError,
+         "task 'one_class': data/01_raw/tasks/one_class/train.csv has a single class ('card'); a classifier needs "
+         "examples of at least two classes"),
+        ({"name": "support_tickets", "shots": 7}, KShotError,
+         "task 'support_tickets': task.shots=7: cannot draw 7-shot: class 'account' has 6 rows, class 'billing' "
+         "has 6 rows, class 'delivery' has 6 rows (fewer than k=7) in train.csv; lower task.shots or add examples"),
+        ({"name": "product_ner", "shots": 5}, KShotError,
+         "task 'product_ner': task.shots=5: cannot draw 5-shot NER: type 'ORG' has 4 mentions, type 'PER' has 3 "
+         "mentions (fewer than k=5) in train.conll"),
+        ({"name": "support_tickets", "strategy": "finetune"}, ConfigError,
+         "task.strategy is 'finetune'; allowed: ['prototype', 'meta', 'finetune_head', 'finetune_all', "
+         "'finetune_lora', 'tfidf']"),
+    ],
+)
+def test_user_mistakes_stop_the_run_with_a_message_naming_the_file_or_parameter(project, run_task, task, error,
+                                                                                 message):
+    with pytest.raises(error) as raised:
+        run_task(project, **task)
+    assert str(raised.value).startswith(message), str(raised.value)
+
+
+def test_kedro_run_prints_a_missing_folder_in_one_line(project):
+    environment = {**os.environ, "KEDRO_PROJECT_PATH": str(project), "KEDRO_DISABLE_TELEMETRY": "true",
+                   "HF_HUB_OFFLINE": "1", "COLUMNS": "250"}
+    done = subprocess.run([sys.executable, "-m", "kedro", "run", "--pipeline", "new_task", "--params",
+                           "task.name=typo_task,task.shots=5"], cwd=project, env=environment,
+                          capture_output=True, text=True, timeout=300, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "Error: task 'typo_task': the folder data/01_raw/tasks/typo_task/ is missing or empty." in output
+    assert "Traceback" not in output and "╭" not in output
