@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, REPO_ROOT
@@ -26,8 +25,9 @@ def _meta_training_tests():
 
 
 def test_the_walkthrough_runs_top_to_bottom(tmp_path, run_project, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    import nbclient
+    import nbformat
+
     import fastadapt.models.backbones as backbones
 
     tiny = _meta_training_tests()
