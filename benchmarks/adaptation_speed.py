@@ -62,7 +62,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--test-rows", type=int, default=None, help="a fixed random sample of the test split")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (2 threads on 2 cores shared with another job can be 10x slower)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

@@ -73,8 +73,11 @@ ADAPTATION_STRATEGY = {"prototype": "prototype", "finetune_head": "head", "finet
 DEFAULT_TRAINING = {
     "finetune_head": {"max_steps": 200, "batch_size": 32, "lr": 0.05, "weight_decay": 0.0, "warmup_ratio": 0.0,
                       "log_every": 50},
-    "finetune_all": {"max_steps": 60, "batch_size": 16, "lr": 5.0e-5, "warmup_ratio": 0.1, "log_every": 10},
-    "finetune_lora": {"max_steps": 60, "batch_size": 16, "lr": 1.0e-3, "warmup_ratio": 0.1, "log_every": 10},
+    # The head starts untrained and shares the encoder's learning rate, so a few steps need a
+    # larger rate than a long fine-tuning would (Banking77, 10 shots, 60 steps: 5e-5 reaches 23 %
+    # accuracy, 3e-4 about 60 %; LoRA 1e-3 33 %, 5e-3 70 %).
+    "finetune_all": {"max_steps": 60, "batch_size": 16, "lr": 3.0e-4, "warmup_ratio": 0.1, "log_every": 10},
+    "finetune_lora": {"max_steps": 60, "batch_size": 16, "lr": 5.0e-3, "warmup_ratio": 0.1, "log_every": 10},
 }
 
 

@@ -1,23 +1,19 @@
-"""PROTOCOL.md section 6 on the real StockEmotions gold labels of the news stream."""
+"""PROTOCOL.md section 6 on the real StockEmotions gold labels."""
 
-from pathlib import Path
-
-import pandas as pd
 import pytest
+from conftest import real_corpus
 
 from fastadapt.monitoring.check import shuffled_dates_control, surge_days_from_labels
 from fastadapt.monitoring.surge import SurgeConfig
+from fastadapt.readers.stream import read_stockemotions
 
 pytestmark = pytest.mark.real_data
 
-STREAM = Path(__file__).resolve().parents[2] / "data" / "03_primary" / "news_stream.parquet"
-
 
 def test_gold_surges_far_outnumber_the_shuffled_control():
-    if not STREAM.is_file():
-        pytest.skip("news_stream.parquet missing (kedro run --pipeline ingestion)")
-    stream = pd.read_parquet(STREAM)
-    stream = stream[(stream["source"] == "stockemotions") & stream["label"].notna()]
+    folder = real_corpus("stockemotions")
+    files = {path.name: path.read_bytes() for path in folder.glob("*.csv")}
+    stream = read_stockemotions(files, {}, "stockemotions").rows
     config = SurgeConfig()
     gold = surge_days_from_labels(stream, "label", "bearish", "ticker", config)
     control = surge_days_from_labels(
