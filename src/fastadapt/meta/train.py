@@ -36,12 +36,12 @@ from fastadapt.meta.config import MetaConfig
 from fastadapt.meta.learner import MetaLearner
 from fastadapt.models.encoder import resolve_device
 from fastadapt.models.training import (
-    _rng_state,
-    _set_rng_state,
-    _write_checkpoint,
     latest_checkpoint,
     load_checkpoint,
     micro_batch_seed,
+    rng_state,
+    set_rng_state,
+    write_checkpoint,
 )
 from fastadapt.tasks.meta_episodes import EpisodeSource, TextEpisode
 
@@ -117,7 +117,7 @@ def meta_train(
             raise ValueError(f"{description}: the checkpoint in {resume_from} is of algorithm "
                              f"{state.get('algorithm_name')!r}, not {algorithm.name!r}")
         algorithm.load_training_state(state["algorithm"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         step = state["step"]
         rows = [dict(zip(HISTORY_COLUMNS, values)) for values in state["history"]]
         best_value, best_step = state["best_value"], state["best_step"]
@@ -130,7 +130,7 @@ def meta_train(
 
     def checkpoint_state() -> dict[str, Any]:
         return {
-            "algorithm_name": algorithm.name, "algorithm": algorithm.training_state(), "rng": _rng_state(),
+            "algorithm_name": algorithm.name, "algorithm": algorithm.training_state(), "rng": rng_state(),
             "step": step, "history": [[float(row[c]) for c in HISTORY_COLUMNS] for row in rows],
             "best_value": float(best_value), "best_step": best_step, "best_state": best_state,
             "bad_validations": bad_validations,
@@ -181,7 +181,7 @@ def meta_train(
             bar.set_postfix(loss=f"{result['loss']:.3f}", acc=f"{result['accuracy']:.2f}",
                             val_acc=f"{last_val:.3f}", refresh=False)
             if checkpoint_dir is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
-                _write_checkpoint(checkpoint_dir, step, checkpoint_state())
+                write_checkpoint(checkpoint_dir, step, checkpoint_state())
             if over_time and stop_reason != "early_stop" and step < config.max_steps:
                 stop_reason = "max_seconds"
                 break
@@ -189,7 +189,7 @@ def meta_train(
         bar.close()
     written = config.checkpoint_every and step % config.checkpoint_every == 0
     if checkpoint_dir is not None and step > start_step and not written:
-        _write_checkpoint(checkpoint_dir, step, checkpoint_state())  # the end state: a rerun resumes here
+        write_checkpoint(checkpoint_dir, step, checkpoint_state())  # the end state: a rerun resumes here
 
     if valid and best_state is not None:
         algorithm.load_state_dict(best_state)

@@ -216,7 +216,7 @@ def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]
             for key, value in batch.items()}
 
 
-def _rng_state() -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
     """Python, numpy and torch generator states as tensors and plain types (weights_only-safe)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, py_state, gauss = random.getstate()
@@ -228,7 +228,7 @@ def _rng_state() -> dict[str, Any]:
     }
 
 
-def _set_rng_state(state: Mapping[str, Any]) -> None:
+def set_rng_state(state: Mapping[str, Any]) -> None:
     version, py_state, gauss = state["python"]
     random.setstate((version, tuple(py_state), gauss))
     kind, keys, pos, has_gauss, cached = state["numpy"]
@@ -259,7 +259,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(Path(path) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
 
 
-def _write_checkpoint(directory: Path, step: int, state: Mapping[str, Any]) -> Path:
+def write_checkpoint(directory: Path, step: int, state: Mapping[str, Any]) -> Path:
     """Atomically: written into a temporary directory, then renamed to step-<N>."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{CHECKPOINT_PREFIX}{step:08d}"
@@ -371,7 +371,7 @@ def train_model(
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         step, data_epoch, data_index = state["step"], state["epoch"], state["index"]
         rows = [dict(zip(HISTORY_COLUMNS, values)) for values in state["history"]]
         best_loss, best_step = state["best_loss"], state["best_step"]
@@ -395,7 +395,7 @@ def train_model(
         return {
             "model": _cpu_state(model), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
-            "rng": _rng_state(), "step": step, "epoch": cursor.epoch, "index": cursor.index,
+            "rng": rng_state(), "step": step, "epoch": cursor.epoch, "index": cursor.index,
             "history": [[float(row[c]) for c in HISTORY_COLUMNS] for row in rows],
             "best_loss": float(best_loss), "best_step": best_step, "best_state": best_state,
             "bad_validations": bad_validations, "seconds": float(elapsed_before + time.perf_counter() - started),
@@ -495,7 +495,7 @@ def train_model(
 
             if (checkpoint_dir is not None and config.checkpoint_every and step % config.checkpoint_every == 0
                     and rank == 0):
-                _write_checkpoint(checkpoint_dir, step, checkpoint_state())
+                write_checkpoint(checkpoint_dir, step, checkpoint_state())
             if over_time and stop_reason != "early_stop" and step < config.max_steps:
                 stop_reason = "max_seconds"
                 break
@@ -503,7 +503,7 @@ def train_model(
         bar.close()
     written = config.checkpoint_every and step % config.checkpoint_every == 0
     if checkpoint_dir is not None and rank == 0 and step > start_step and not written:
-        _write_checkpoint(checkpoint_dir, step, checkpoint_state())  # the end state: a rerun resumes here
+        write_checkpoint(checkpoint_dir, step, checkpoint_state())  # the end state: a rerun resumes here
     if distributed:
         torch.distributed.barrier()
 

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -820,7 +820,7 @@ def meta_learning_report_node(runs: pd.DataFrame, params: Mapping[str, Any], epi
                      + (f" Largest change: {100 * best['difference']:+.1f} points ({best['setting']})."
                         if best is not None else ""))
         lines += [""] + _verdict(diffs, algorithm, FROZEN) + [""]
-        lines += [f"Against TF-IDF + logistic regression fitted on each support set:", ""]
+        lines += ["Against TF-IDF + logistic regression fitted on each support set:", ""]
         lines += _verdict(diffs, algorithm, TFIDF) + [""]
     if len(curves):
         lines += ["k-shot learning curves (meta-trained against pretrained-only, paired over the same k-shot "
