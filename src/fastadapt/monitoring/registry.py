@@ -81,6 +81,11 @@ def _requirements(model: TextClassifier) -> list[str]:
         names += _NEURAL_PACKAGES
     if type(model).__name__ == "CrfTagger" or "crf" in type(model).__module__:
         names.append("sklearn-crfsuite")
+    return pinned_requirements(names)
+
+
+def pinned_requirements(names: list[str]) -> list[str]:
+    """`name==version` for each installed package of `names`, as the serving environment's pins."""
     pins = []
     for name in names:
         try:
