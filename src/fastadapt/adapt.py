@@ -49,7 +49,7 @@ from fastadapt.config import ConfigError
 
 FIT_OPTIONS = {"features", "validation", "validation_features", "seed", "checkpoint_name", "progress", "k"}
 CONFIG_OPTIONS = {"metric", "temperature", "pooling", "normalize", "max_length", "batch_size", "dropout",
-                  "device", "lora", "training"}
+                  "device", "lora", "training", "head_init", "label_names"}
 TFIDF_OPTIONS = {"analyzer", "ngram_range", "min_df", "sublinear_tf", "C", "max_iter", "class_weight", "seed"}
 
 

@@ -35,10 +35,10 @@ class DomainConfig:
     unseen_classes: dict[str, Any] | None = None
 
     @classmethod
-    def from_params(cls, name: str, params: Mapping[str, Any]) -> "DomainConfig":
+    def from_params(cls, name: str, params: Mapping[str, Any], block: str = "domains") -> "DomainConfig":
         from fastadapt.readers import READERS  # the registry of reader names
 
-        where = f"domains.{name}"
+        where = f"{block}.{name}"
         if not isinstance(params, Mapping):
             raise ConfigError(f"{where} must be a mapping of settings, got {params!r}")
         known = {"kind", "reader", "raw", "reader_options", "split", "report_subsets", "unseen_classes"}
@@ -82,6 +82,19 @@ def domain_configs(parameters: Mapping[str, Any]) -> dict[str, DomainConfig]:
     if not domains:
         raise ConfigError("parameters have no `domains:` block; see conf/base/parameters.yml")
     return {name: DomainConfig.from_params(name, spec) for name, spec in domains.items()}
+
+
+def meta_source_configs(parameters: Mapping[str, Any]) -> dict[str, DomainConfig]:
+    """The corpora under `meta_sources:`: read and split like domains, used only as meta-training
+    episodes (no baselines, adaptation or evaluation of their own)."""
+    sources = parameters.get("meta_sources") or {}
+    if not isinstance(sources, Mapping):
+        raise ConfigError(f"meta_sources must be a mapping of corpus name -> settings; got {sources!r}")
+    domains = set(parameters.get("domains") or {})
+    clash = sorted(domains & set(sources))
+    if clash:
+        raise ConfigError(f"meta_sources {clash} are also domains; give each corpus one name")
+    return {name: DomainConfig.from_params(name, spec, block="meta_sources") for name, spec in sources.items()}
 
 
 def project_root() -> Path:

@@ -258,8 +258,8 @@ def fit_classifier(
         texts, labels = [texts[i] for i in chosen], [labels[i] for i in chosen]
         features = None if features is None else np.asarray(features)[chosen]
     classes = sorted(set(labels))
+    named = _label_name_support(classes) if config.label_names else []
     index = {label: i for i, label in enumerate(classes)}
-    targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
     common = {"strategy": config.strategy, "pooling": config.pooling, "normalize": config.normalize_features,
               "max_length": config.max_length, "batch_size": config.batch_size, "device": config.device}
 
@@ -269,6 +269,15 @@ def fit_classifier(
                           pooling=config.pooling, normalize=False, device=config.device, progress=progress)
         return _prepare(raw, config)
 
+    if named:  # class names as extra support texts (their features are computed here)
+        if features is not None:
+            features = np.vstack([np.asarray(features, dtype=np.float32),
+                                  embed_texts(backbone, [t for t, _ in named], batch_size=config.batch_size,
+                                              max_length=token_limit(backbone, config.max_length),
+                                              pooling=config.pooling, normalize=False, device=config.device)])
+        texts, labels = texts + [t for t, _ in named], labels + [label for _, label in named]
+    targets = torch.tensor([index[label] for label in labels], dtype=torch.long)
+
     if config.frozen_encoder:
         x = _prepare(features, config) if features is not None else encode(texts)
         if config.strategy == "prototype":
@@ -276,6 +285,8 @@ def fit_classifier(
             return EncoderClassifier(backbone, head, classes, **common)
         torch.manual_seed(config.training.seed)
         head = LinearHead(x.shape[1], len(classes), config.dropout)
+        if config.head_init == "prototype":
+            initialise_from_prototypes(head, x, targets, config)
         validate = None
         if validation is not None and config.training.early_stop_patience:
             val_texts, val_labels = _known(validation, index)
@@ -296,6 +307,12 @@ def fit_classifier(
     torch.manual_seed(config.training.seed)
     module = PooledClassifierModule(encoder, LinearHead(backbone.hidden_size, len(classes), config.dropout),
                                     config.pooling, config.normalize_features)
+    if config.head_init == "prototype":  # the support features of the starting encoder
+        start = Backbone(name=backbone.name, model=encoder, tokenizer=tokenizer)
+        raw = embed_texts(start, texts, batch_size=config.batch_size, max_length=token_limit(backbone, config.max_length),
+                          pooling=config.pooling, normalize=False, device=config.device)
+        encoder.train()
+        initialise_from_prototypes(module.head, _prepare(raw, config), targets, config)
     max_length = token_limit(backbone, config.max_length)
     token_ids = tokenize(tokenizer, texts, max_length)
     batches = SequenceBatches(token_ids, targets.tolist(), config.training.batch_size, config.training.seed,
@@ -313,6 +330,35 @@ def fit_classifier(
                      f"{config.strategy} fine-tuning ({len(classes)} classes)", progress)
     tuned = _merged_backbone(backbone, module.encoder, config)
     return EncoderClassifier(tuned, module.head, classes, training=summary, **common)
+
+
+def initialise_from_prototypes(head: LinearHead, features: torch.Tensor, targets: torch.Tensor,
+                               config: AdaptationConfig) -> None:
+    """Set a linear head to the prototype classifier of (features, targets) under `config.metric`.
+
+    Cosine (features already normalised): weights `temperature * p / ||p||`, bias 0, which is
+    `PrototypeHead`'s `temperature * cos`. Euclidean: `-||x - p||^2 = 2 x.p - ||p||^2 - ||x||^2`,
+    and the last term is the same for every class, so weights `2p` and bias `-||p||^2` give the
+    same probabilities as the prototype rule.
+    """
+    n_classes = head.linear.out_features
+    prototypes = PrototypeHead.from_features(features, targets, n_classes, config.metric,
+                                             config.temperature).prototypes
+    with torch.no_grad():
+        if config.metric == "cosine":
+            head.linear.weight.copy_(config.temperature * nn.functional.normalize(prototypes, dim=-1))
+            head.linear.bias.zero_()
+        else:
+            head.linear.weight.copy_(2.0 * prototypes)
+            head.linear.bias.copy_(-prototypes.pow(2).sum(dim=-1))
+
+
+def _label_name_support(classes: Sequence[str]) -> list[tuple[str, str]]:
+    """(class name as words, class) for every class whose label is words (see `label_text`)."""
+    from fastadapt.tasks.meta_episodes import label_text
+
+    named = [(label_text(label), label) for label in classes]
+    return [(text, label) for text, label in named if text]
 
 
 def _prepare(features: np.ndarray | torch.Tensor, config: AdaptationConfig) -> torch.Tensor:

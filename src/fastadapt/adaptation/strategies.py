@@ -38,12 +38,13 @@ FROZEN_STRATEGIES = ("head", "prototype")
 TRAINED_STRATEGIES = ("full", "lora", "head")
 KNOWN_BACKBONE_SHORT = {"minilm-l6": "minilm", "tiny-bert": "tinybert", "pretrained": "pretrained"}
 
-_COMMON_KEYS = {"pooling", "normalize", "max_length", "batch_size", "device"}
+_COMMON_KEYS = {"pooling", "normalize", "max_length", "batch_size", "device", "label_names"}
+HEAD_INITS = ("random", "prototype")
 _STRATEGY_KEYS = {
     "prototype": _COMMON_KEYS | {"metric", "temperature"},
-    "head": _COMMON_KEYS | {"dropout", "training", "kshot_training"},
-    "full": _COMMON_KEYS | {"dropout", "training", "kshot_training"},
-    "lora": _COMMON_KEYS | {"dropout", "training", "kshot_training", "lora"},
+    "head": _COMMON_KEYS | {"dropout", "training", "kshot_training", "head_init", "metric", "temperature"},
+    "full": _COMMON_KEYS | {"dropout", "training", "kshot_training", "head_init", "metric", "temperature"},
+    "lora": _COMMON_KEYS | {"dropout", "training", "kshot_training", "lora", "head_init", "metric", "temperature"},
 }
 
 
@@ -149,6 +150,13 @@ class AdaptationConfig:
     lora: `LoraSettings` (lora only).
     training: a `TrainingConfig` for the optimisation (full, lora, head); None for prototype.
     device: where features and predictions are computed (auto | cpu | cuda[:N]).
+    head_init: random | prototype (full, lora, head). `prototype` starts the linear head as the
+        prototype classifier of the support set under `metric` and `temperature` (cosine: weights
+        `temperature * normalised class means` on normalised features; Euclidean: weights
+        `2 * mean`, bias `-||mean||^2`), so training starts from what the (meta-learned) metric
+        already knows instead of from chance (Triantafillou et al. 2020, "Proto-MAML").
+    label_names: add each class name as one more support text where the label is words
+        (`card_arrival` -> "card arrival"; `fastadapt.tasks.meta_episodes.label_text`).
     """
 
     strategy: str = "prototype"
@@ -162,9 +170,13 @@ class AdaptationConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     training: Any = None
     device: str = "auto"
+    head_init: str = "random"
+    label_names: bool = False
 
     @property
     def normalize_features(self) -> bool:
+        if self.normalize is None and self.head_init == "prototype":
+            return self.metric == "cosine"  # the cosine prototype rule is linear in normalised features
         return self.strategy in FROZEN_STRATEGIES if self.normalize is None else bool(self.normalize)
 
     @property
@@ -203,6 +215,11 @@ class AdaptationConfig:
         if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", device):
             raise ConfigError(f"{where}.device is {device!r}; allowed: auto, cpu, cuda, cuda:N")
         lora = LoraSettings.from_params(settings.get("lora"), f"{where}.lora")
+        head_init = settings.get("head_init", cls.head_init)
+        _check_choice(f"{where}.head_init", head_init, HEAD_INITS)
+        label_names = settings.get("label_names", cls.label_names)
+        if not isinstance(label_names, bool):
+            raise ConfigError(f"{where}.label_names must be true or false; got {label_names!r}")
         training = None
         if strategy in TRAINED_STRATEGIES:
             block = dict(_check_mapping(f"{where}.training", settings.get("training")))
@@ -214,7 +231,8 @@ class AdaptationConfig:
                 training = kshot if training_key == "kshot_training" else training
         return cls(strategy=strategy, metric=metric, temperature=float(temperature), pooling=pooling,
                    normalize=normalize, max_length=int(max_length), batch_size=int(batch_size),
-                   dropout=float(dropout), lora=lora, training=training, device=device)
+                   dropout=float(dropout), lora=lora, training=training, device=device, head_init=head_init,
+                   label_names=label_names)
 
 
 @dataclass(frozen=True)

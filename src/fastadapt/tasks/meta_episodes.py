@@ -96,6 +96,34 @@ def _check_counts(n_way: int | None, k_shot: int, n_query: int, where: str) -> N
     positive("n_query", n_query, 0)
 
 
+def _shape_range(value: object, name: str) -> tuple[tuple[int, int] | None, int | None]:
+    """(range or None, the largest value): `n_way` / `k_shot` may be an int or [low, high]."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in value) \
+                or not 1 <= value[0] <= value[1]:
+            raise ValueError(f"LabelledEpisodeSource: {name} as a range must be [low, high] with 1 <= low <= high; "
+                             f"got {value!r}")
+        return (int(value[0]), int(value[1])), int(value[1])
+    return None, value  # type: ignore[return-value]
+
+
+_GENERIC_LABEL_WORDS = {"label", "labels", "class", "category", "intent", "id"}
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def label_text(label: str) -> str | None:
+    """A class name as words (`card_arrival` -> "card arrival", `Banks_1.CheckBalance` -> "check
+    balance"), or None when the label is no word (a number, a code): only words help as support."""
+    name = str(label).rsplit(".", 1)[-1]
+    words = [w.casefold() for w in re.split(r"[\s_\-/]+", _CAMEL.sub(" ", name)) if w]
+    words = [w for w in words if not w.isdigit()]
+    if not set(words) - _GENERIC_LABEL_WORDS:
+        return None
+    if not words or not any(len(w) >= 3 and w.isalpha() for w in words):
+        return None
+    return " ".join(words)
+
+
 # ---- labelled rows ----------------------------------------------------------------------------
 
 
@@ -112,12 +140,15 @@ class LabelledEpisodeSource:
         self,
         rows: pd.DataFrame,
         classes: Iterable[str] | None = None,
-        n_way: int | None = 5,
-        k_shot: int = 5,
+        n_way: int | tuple[int, int] | None = 5,
+        k_shot: int | tuple[int, int] = 5,
         n_query: int = 10,
         name: str = "labelled",
+        label_names: bool = False,
     ) -> None:
         require_columns(rows, ["text", "label"], "LabelledEpisodeSource")
+        self.n_way_range, n_way = _shape_range(n_way, "n_way")
+        self.k_shot_range, k_shot = _shape_range(k_shot, "k_shot")
         _check_counts(n_way, k_shot, n_query, "LabelledEpisodeSource")
         labels = rows["label"].astype(str)
         known = set(labels)
@@ -146,16 +177,29 @@ class LabelledEpisodeSource:
             )
         self.classes = wanted
         self.n_way, self.k_shot, self.n_query, self.name = n_way, k_shot, n_query, name
+        self.label_names = bool(label_names)
 
     def sample(self, rng: np.random.Generator) -> TextEpisode:
-        episode = sample_episode(self.rows_by_label, self.n_way, self.k_shot, self.n_query, rng)
+        n_way, k_shot = self.n_way, self.k_shot
+        if self.n_way_range is not None:  # the shape first, from the same generator
+            n_way = int(rng.integers(self.n_way_range[0], min(self.n_way_range[1], len(self.classes)) + 1))
+        if self.k_shot_range is not None:
+            k_shot = int(rng.integers(self.k_shot_range[0], self.k_shot_range[1] + 1))
+        episode = sample_episode(self.rows_by_label, n_way, k_shot, self.n_query, rng)
         support_ids = [int(i) for ids in episode.support for i in ids]
         query_ids = [int(i) for ids in episode.query for i in ids]
         support_labels = [label for label, ids in zip(episode.labels, episode.support) for _ in ids]
         query_labels = [label for label, ids in zip(episode.labels, episode.query) for _ in ids]
+        support_texts = [self.texts[i] for i in support_ids]
+        if self.label_names:  # the class name as one more support text (id -1: not a row)
+            named = [(label_text(label), label) for label in episode.labels]
+            named = [(text, label) for text, label in named if text]
+            support_texts += [text for text, _ in named]
+            support_labels += [label for _, label in named]
+            support_ids += [-1] * len(named)
         return TextEpisode(
             classes=tuple(episode.labels),
-            support_texts=tuple(self.texts[i] for i in support_ids),
+            support_texts=tuple(support_texts),
             support_labels=tuple(support_labels),
             query_texts=tuple(self.texts[i] for i in query_ids),
             query_labels=tuple(query_labels),
@@ -424,5 +468,5 @@ def banking77_class_split(class_split_files: Mapping[str, bytes], split: str | i
 
 __all__ = [
     "EpisodeSource", "LabelledEpisodeSource", "MixtureSource", "NerEpisode", "NerEpisodeSource",
-    "SmlmtSource", "TextEpisode", "banking77_class_split", "keep_types", "mask_word", "words_of",
+    "SmlmtSource", "TextEpisode", "banking77_class_split", "keep_types", "label_text", "mask_word", "words_of",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import domain_configs, project_parameters
+from fastadapt.config import domain_configs, meta_source_configs, project_parameters
 from fastadapt.pipelines.features.nodes import (
     build_unlabelled_pool,
     draw_class_split_episodes,
@@ -14,6 +14,17 @@ from fastadapt.pipelines.features.nodes import (
     train_pool_tokenizer,
 )
 from fastadapt.pipelines.wiring import bind
+
+
+def meta_source_features(name: str) -> Pipeline:
+    """A meta-training source's splits (no k-shot sets: nothing is adapted to it)."""
+    return Pipeline(
+        [Node(bind(split_domain, domain=name), inputs=["rows", "params:domain", "params:seed"], outputs="splits",
+              name="split_rows_node")],
+        tags=["cpu", "features"],
+        namespace=name,
+        parameters={"params:domain": f"params:meta_sources.{name}", "params:seed": "params:seed"},
+    )
 
 
 def domain_features(domain: str, unseen_classes: bool) -> Pipeline:
@@ -60,6 +71,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     pipeline = Pipeline(
         [domain_features(name, config.unseen_classes is not None) for name, config in domains.items()]
     )
+    for name in meta_source_configs(parameters):
+        pipeline += meta_source_features(name)
     episode_domain = parameters["episodes"]["domain"]
     shared = Pipeline(
         [

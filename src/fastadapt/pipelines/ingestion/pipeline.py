@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import domain_configs, project_parameters
+from fastadapt.config import domain_configs, meta_source_configs, project_parameters
 from fastadapt.pipelines.ingestion.nodes import (
     clean_domain,
     combine_sources,
@@ -14,8 +14,9 @@ from fastadapt.pipelines.ingestion.nodes import (
 from fastadapt.pipelines.wiring import bind
 
 
-def domain_ingestion(domain: str, raw: str) -> Pipeline:
-    """Parse then clean one domain, namespaced `<domain>.`: raw folder in, rows and quarantine out."""
+def domain_ingestion(domain: str, raw: str, block: str = "domains") -> Pipeline:
+    """Parse then clean one domain (or meta-training source of `block`), namespaced `<domain>.`:
+    raw folder in, rows and quarantine out."""
     template = Pipeline(
         [
             Node(
@@ -37,7 +38,7 @@ def domain_ingestion(domain: str, raw: str) -> Pipeline:
         template,
         namespace=domain,
         inputs={"raw_files": f"raw.{raw}"},
-        parameters={"params:domain": f"params:domains.{domain}", "params:test_origins": "params:test_origins"},
+        parameters={"params:domain": f"params:{block}.{domain}", "params:test_origins": "params:test_origins"},
     )
 
 
@@ -69,6 +70,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     pipeline = Pipeline([])
     for name, config in domain_configs(parameters).items():
         pipeline += domain_ingestion(name, config.raw)
+    for name, config in meta_source_configs(parameters).items():
+        pipeline += domain_ingestion(name, config.raw, block="meta_sources")
     pipeline += multi_source_ingestion(
         "stream", parameters["stream"]["sources"], ["news_stream", "stream_quarantine", "stream_accounting"],
         sort_by=["published_at", "source"],

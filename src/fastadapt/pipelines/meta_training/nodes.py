@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from fastadapt.adapt import STRATEGIES, adapt, check_strategy
 from fastadapt.config import ConfigError
+from fastadapt.evaluation.lodo import lodo_section
 from fastadapt.evaluation.metrics import classification_metrics, summarise_runs
 from fastadapt.evaluation.plots import learning_curve_figure
 from fastadapt.evaluation.report import markdown_table
@@ -129,7 +130,7 @@ class MetaTrainingPlan:
         if not params:
             raise ConfigError(f"parameters have no `{where}:` block; see conf/base/parameters_meta_training.yml")
         _keys(params, {"backbone", "class_splits", "algorithms", "meta", "algorithm_settings", "sources",
-                       "evaluation", "curves"}, where)
+                       "evaluation", "curves", "broad"}, where)
         backbone = params.get("backbone", "minilm-l6")
         if not isinstance(backbone, str) or not backbone:
             raise ConfigError(f"{where}.backbone must be minilm-l6, tiny-bert, pretrained or a model directory; "
@@ -407,6 +408,9 @@ def select_meta_learner(**inputs: Any) -> tuple[MetaLearnedModel, pd.DataFrame, 
     """
     learners = {k.removeprefix("learner__"): v for k, v in inputs.items() if k.startswith("learner__")}
     histories = [v for k, v in sorted(inputs.items()) if k.startswith("history__")]
+    release = inputs.get("release")
+    if release is not None:  # the broad run on every source is what new_task adapts
+        learners[str(release.info.get("run", "broad_all"))] = release
     if not learners:
         raise ValueError("select_meta_learner: no meta-trained runs")
     rows = []
@@ -416,7 +420,7 @@ def select_meta_learner(**inputs: Any) -> tuple[MetaLearnedModel, pd.DataFrame, 
                                                        "initial_val_accuracy", "stop_reason", "steps", "seconds")}})
     runs = pd.DataFrame(rows)
     scores = runs["best_val_accuracy"].astype(float).fillna(-1.0)
-    best = str(runs.loc[scores.idxmax(), "run"])
+    best = str(release.info.get("run", "broad_all")) if release is not None else str(runs.loc[scores.idxmax(), "run"])
     runs["selected"] = runs["run"] == best
     log.info("meta_learner: %s (%s)", best, learners[best].describe())
     return learners[best], pd.concat(histories, ignore_index=True), runs
@@ -891,6 +895,10 @@ def meta_learning_report_node(runs: pd.DataFrame, params: Mapping[str, Any], epi
                       "includes the split's 25 meta-training classes (from train and validation rows only; "
                       "the test rows were never seen), so it is not an unseen-class figure — the class-split "
                       "episodes above are.", ""]
+
+    if "lodo_differences" in inputs:
+        lodo = pd.concat([v for k, v in sorted(inputs.items()) if k.startswith("lodo__")], ignore_index=True)
+        lines += lodo_section(lodo, inputs["lodo_differences"])
 
     # -- wall time
     lines += ["## Wall time", ""]

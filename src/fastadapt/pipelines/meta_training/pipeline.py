@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import domain_configs, project_parameters
+from fastadapt.config import meta_source_configs, project_parameters
+from fastadapt.meta.broad import SMLMT, BroadPlan
+from fastadapt.pipelines.meta_training.broad_nodes import (
+    broad_meta_train_node,
+    lodo_evaluate_node,
+    lodo_summary_node,
+    text_domain_names,
+)
 from fastadapt.pipelines.meta_training.nodes import (
     MetaTrainingPlan,
     baselines_node,
@@ -87,6 +94,34 @@ def create_pipeline(**kwargs) -> Pipeline:
     for run in plan.runs:
         select_inputs[f"learner__{run.name}"] = f"meta_training.{run.name}.learner"
         select_inputs[f"history__{run.name}"] = f"meta_training.{run.name}.history"
+    text_domains = text_domain_names(parameters)
+    broad = BroadPlan.from_params((parameters.get("meta_training") or {}).get("broad"), text_domains)
+    lodo = {}
+    if broad is not None:
+        tables = {f"{name}_splits": f"{name}.splits" for name in [*text_domains, *meta_source_configs(parameters)]}
+        pool = {"unlabelled_pool": "unlabelled_pool"} if broad.weight(SMLMT) > 0 else {}
+        for fold in broad.runs:
+            run = f"broad_{fold}"
+            nodes.append(_node(broad_meta_train_node, {"params": PARAMS, **tables, **pool, **backbone},
+                               [f"meta_training.{run}.learner", f"meta_training.{run}.history"],
+                               "broad_meta_train_node", True, f"meta_training.{run}", fold=fold,
+                               text_domains=text_domains))
+            if fold == "all":
+                select_inputs["release"] = f"meta_training.{run}.learner"
+            select_inputs[f"history__{run}"] = f"meta_training.{run}.history"
+        evaluation_backbones = backbone_inputs(broad.evaluation.get("pretrained", "minilm-l6"))
+        for fold in broad.folds:
+            nodes.append(_node(lodo_evaluate_node,
+                               {"fold_model": f"meta_training.broad_{fold}.learner", "splits": f"{fold}.splits",
+                                "kshot_sets": f"{fold}.kshot_sets", "params": PARAMS,
+                                "new_task_params": "params:new_task", "baselines_params": "params:baselines",
+                                **evaluation_backbones},
+                               f"meta_training.lodo_results.{fold}", "lodo_evaluate_node", True,
+                               f"meta_training.lodo_{fold}", fold=fold, text_domains=text_domains))
+            lodo[f"lodo__{fold}"] = f"meta_training.lodo_results.{fold}"
+    if lodo:
+        nodes.append(_node(lodo_summary_node, lodo, ["meta_training.lodo_differences", "meta_training.lodo_plot"],
+                           "lodo_summary_node", False, "meta_training"))
     nodes.append(_node(select_meta_learner, select_inputs, ["meta_learner", "meta_training_history",
                                                             "meta_training.runs"],
                        "select_meta_learner_node", False, "meta_training"))
@@ -96,8 +131,6 @@ def create_pipeline(**kwargs) -> Pipeline:
     curve_backbones = backbone_inputs(
         *([plan.curves["random_init"].get("backbone", "tiny-bert")] if "random_init" in arms else []),
         *([plan.curves["pretrained"].get("backbone", "minilm-l6")] if "pretrained" in arms else []))
-    text_domains = [name for name, config in domain_configs(parameters).items()
-                    if config.kind == "text_classification"]
     wanted = plan.curves["domains"]
     for domain in (text_domains if wanted is None else [d for d in text_domains if d in wanted]):
         inputs = {"splits": f"{domain}.splits", "kshot_sets": f"{domain}.kshot_sets", "meta_model": "meta_learner",
@@ -109,9 +142,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                            f"meta_training.{domain}", domain=domain))
         curves[f"curves__{domain}"] = f"meta_training.curves.{domain}"
 
+    lodo_inputs = {"lodo_differences": "meta_training.lodo_differences", **lodo} if broad is not None and lodo else {}
     nodes.append(_node(meta_learning_report_node,
                        {"runs": "meta_training.runs", "params": PARAMS, "episodes_params": "params:episodes",
-                        "environment": "params:report_environment", **results, **curves},
+                        "environment": "params:report_environment", **results, **curves, **lodo_inputs},
                        ["meta_learning_report", "meta_training.episode_summary", "meta_training.paired_differences",
                         "meta_training.episode_plot", "meta_training.summary_mlflow_metrics"],
                        "meta_learning_report_node", False, "meta_training"))

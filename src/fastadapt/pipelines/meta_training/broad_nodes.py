@@ -1,0 +1,148 @@
+"""Nodes of the broad meta-training runs and the leave-one-domain-out evaluation (PROTOCOL.md
+section 8). The work is in `fastadapt.meta.broad` (sources), `fastadapt.meta` (the loop),
+`fastadapt.adapt` (every strategy) and `fastadapt.evaluation.paired` (the statistics).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fastadapt.adapt import adapt
+from fastadapt.config import ConfigError, domain_configs
+from fastadapt.evaluation.lodo import lodo_figure, paired_differences
+from fastadapt.evaluation.metrics import classification_metrics
+from fastadapt.meta import build_algorithm, build_learner, meta_train
+from fastadapt.meta.broad import RELEASE, BroadPlan, broad_sources
+from fastadapt.meta.saved import MetaLearnedModel
+from fastadapt.models.encoder import embed_texts
+from fastadapt.pipelines.meta_training.nodes import load_named_backbone, plan_from
+
+log = logging.getLogger(__name__)
+
+LODO_COLUMNS = ["fold", "model", "strategy", "k", "seed", "accuracy", "macro_f1", "n_test", "adaptation_seconds"]
+
+
+def broad_plan(params: Mapping[str, Any], parameters_domains: Sequence[str]) -> BroadPlan | None:
+    return BroadPlan.from_params(params.get("broad"), parameters_domains)
+
+
+def broad_meta_train_node(params: Mapping[str, Any], text_domains: list[str], fold: str,
+                          unlabelled_pool: pd.DataFrame | None = None, wordpiece_tokenizer: Any = None,
+                          pretrained_backbone: Any = None, **tables: pd.DataFrame
+                          ) -> tuple[MetaLearnedModel, pd.DataFrame]:
+    """Meta-train on every source but the fold's (`all`: every source) -> the model, its history.
+
+    `tables` are `<source>_splits` tables of the text domains and the meta-training corpora.
+    """
+    plan = plan_from(params)  # torch threads from the shared settings
+    broad = broad_plan(params, text_domains)
+    sources = {name.removesuffix("_splits"): table for name, table in tables.items()}
+    backbone = load_named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer,
+                                   pretrained_backbone, seed=broad.config.seed)
+    train, valid, used = broad_sources(broad, fold, sources, unlabelled_pool,
+                                       backbone.tokenizer.mask_token or "[MASK]")
+    config = replace(broad.config, device=plan.meta.device, num_threads=plan.meta.num_threads)
+    learner = build_learner(backbone, config)
+    algorithm = build_algorithm(learner, config)
+    result = meta_train(learner, algorithm, train, valid, config, description=f"broad meta-training ({fold})")
+    info = {"run": f"broad_{fold}", "fold": fold, "left_out": sorted(broad.left_out(fold)), "sources": used,
+            "backbone_param": plan.backbone, "best_step": result.best_step,
+            "best_val_accuracy": result.best_val_accuracy, "stop_reason": result.stop_reason,
+            "steps": int(result.history["step"].max()) if len(result.history) else 0,
+            "seconds": round(float(result.seconds), 2), "n_way": list(broad.n_way), "k_shot": list(broad.k_shot),
+            "label_names": broad.label_names}
+    initial = result.history.loc[result.history["step"] == 0, "val_accuracy"]
+    info["initial_val_accuracy"] = float(initial.iloc[0]) if len(initial) else None
+    log.info("broad meta-training (%s): %d sources, %s after %d steps in %.0f s; validation %.3f -> %.3f", fold,
+             len(used), result.stop_reason, info["steps"], result.seconds, info["initial_val_accuracy"] or np.nan,
+             result.best_val_accuracy or np.nan)
+    return MetaLearnedModel(algorithm, config, info), result.history.assign(run=f"broad_{fold}")
+
+
+def _kshot_sets(kshot_sets: pd.DataFrame, ks: Sequence[int] | None, seeds: Sequence[int] | None):
+    chosen = []
+    for (k, seed), group in kshot_sets.groupby(["k", "seed"], sort=True):
+        if (ks is None or int(k) in ks) and (seeds is None or int(seed) in seeds):
+            chosen.append((int(k), int(seed), group["row_id"].astype(int).tolist()))
+    if not chosen:
+        raise ConfigError(f"meta_training.broad.evaluation: no k-shot set with k in {ks} and seed in {seeds}; "
+                          f"check kshot.ks and kshot.seeds of the features pipeline")
+    return chosen
+
+
+def lodo_evaluate_node(fold_model: MetaLearnedModel, splits: pd.DataFrame, kshot_sets: pd.DataFrame,
+                       params: Mapping[str, Any], new_task_params: Mapping[str, Any],
+                       baselines_params: Mapping[str, Any], text_domains: list[str], fold: str,
+                       wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None) -> pd.DataFrame:
+    """Fold D: the meta-learner that never saw D and the pretrained encoder, adapted with the same
+    strategies on the same k-shot draws of D, and TF-IDF + LR; scored on D's whole test split."""
+    plan = plan_from(params)
+    broad = broad_plan(params, text_domains)
+    settings = {"strategies": ["prototype", "finetune_all"], "ks": None, "seeds": None, "max_test_rows": None,
+                **broad.evaluation}
+    sets = _kshot_sets(kshot_sets, settings["ks"], settings["seeds"])
+    test = splits[splits["split"] == "test"].sort_values("row_id")
+    if settings["max_test_rows"] and len(test) > settings["max_test_rows"]:
+        keep = np.random.default_rng(0).choice(len(test), settings["max_test_rows"], replace=False)
+        test = test.iloc[np.sort(keep)]
+    labels = sorted(set(splits["label"].astype(str)))
+    by_id = splits.set_index("row_id", drop=False)
+    options = dict(new_task_params.get("strategies") or {})
+    records = []
+
+    def score(model: str, strategy: str, k: int, seed: int, predicted: Any, seconds: float) -> None:
+        frame = pd.DataFrame({"label": test["label"].astype(str).to_numpy(),
+                              "predicted": np.asarray(predicted, dtype=object).astype(str)})
+        metrics = classification_metrics(frame, labels)
+        records.append({"fold": fold, "model": model, "strategy": strategy, "k": k, "seed": seed,
+                        "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n_test": len(test),
+                        "adaptation_seconds": seconds})
+
+    pretrained = load_named_backbone(broad.evaluation.get("pretrained", "minilm-l6"),
+                                     "meta_training.broad.evaluation.pretrained", wordpiece_tokenizer,
+                                     pretrained_backbone, seed=broad.config.seed)
+    arms = {"meta_trained": fold_model.backbone, "pretrained": pretrained}
+    for model, backbone in arms.items():
+        started = time.perf_counter()
+        test_x = None
+        for strategy in settings["strategies"]:
+            strategy_options = dict(options.get(strategy) or {})
+            for k, seed, ids in sets:
+                support = by_id.loc[ids, ["text", "label"]]
+                if strategy == "prototype":  # frozen: the test features once per encoder
+                    if test_x is None:
+                        test_x = embed_texts(backbone, test["text"].tolist(), max_length=broad.config.max_length,
+                                             pooling=broad.config.pooling, normalize=False, device=plan.meta.device)
+                    predictor = adapt(backbone, support, "prototype", metric=broad.config.distance,
+                                      max_length=broad.config.max_length, pooling=broad.config.pooling)
+                    predicted = predictor.predict_features(test_x)
+                else:
+                    predictor = adapt(backbone, support, strategy, seed=seed, **strategy_options)
+                    predicted = predictor.predict(test["text"].tolist())
+                score(model, strategy, k, seed, predicted, predictor.adaptation_seconds)
+        log.info("fold %s: %s arms in %.0f s", fold, model, time.perf_counter() - started)
+    tfidf = dict((baselines_params or {}).get("tfidf") or {})
+    for k, seed, ids in sets:
+        predictor = adapt(None, by_id.loc[ids, ["text", "label"]], "tfidf", **tfidf)
+        score("tfidf", "tfidf", k, seed, predictor.predict(test["text"].tolist()), predictor.adaptation_seconds)
+    return pd.DataFrame.from_records(records, columns=LODO_COLUMNS)
+
+
+def lodo_summary_node(**results: pd.DataFrame):
+    """Every fold's results -> the paired differences table and the accuracy-against-k plot."""
+    table = pd.concat([v for _, v in sorted(results.items())], ignore_index=True)
+    return paired_differences(table), lodo_figure(table)
+
+
+def text_domain_names(parameters: Mapping[str, Any]) -> list[str]:
+    return [name for name, config in domain_configs(parameters).items() if config.kind == "text_classification"]
+
+
+__all__ = ["RELEASE", "broad_meta_train_node", "lodo_evaluate_node", "lodo_summary_node", "text_domain_names"]

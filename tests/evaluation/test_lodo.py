@@ -1,0 +1,44 @@
+"""Leave-one-domain-out statistics: paired over seeds, t-intervals, and verdicts that can fail."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from fastadapt.evaluation.lodo import lodo_section, paired_differences, t_interval
+
+
+def results(meta: list[float], pretrained: list[float]) -> pd.DataFrame:
+    rows = []
+    for seed, (m, p) in enumerate(zip(meta, pretrained)):
+        rows += [{"fold": "d", "model": "meta_trained", "strategy": "prototype", "k": 5, "seed": seed, "accuracy": m,
+                  "adaptation_seconds": 1.0},
+                 {"fold": "d", "model": "pretrained", "strategy": "prototype", "k": 5, "seed": seed, "accuracy": p,
+                  "adaptation_seconds": 1.0},
+                 {"fold": "d", "model": "tfidf", "strategy": "tfidf", "k": 5, "seed": seed, "accuracy": 0.5,
+                  "adaptation_seconds": 0.1}]
+    return pd.DataFrame(rows)
+
+
+def test_t_interval_matches_scipy():
+    values = [0.01, 0.03, 0.02, 0.05]
+    mean, low, high = t_interval(values)
+    expected = stats.t.interval(0.95, 3, loc=sum(values) / 4, scale=stats.sem(values))
+    assert mean == pytest.approx(0.0275)
+    assert (low, high) == pytest.approx(expected)
+    assert math.isnan(t_interval([0.1])[1])
+
+
+def test_paired_differences_say_helped_hurt_or_unclear():
+    helped = paired_differences(results([0.80, 0.82, 0.81], [0.70, 0.71, 0.72]))
+    row = helped[helped["against"] == "pretrained"].iloc[0]
+    assert row["verdict"] == "helped" and row["mean_difference"] == pytest.approx(0.1)
+    hurt = paired_differences(results([0.60, 0.61, 0.62], [0.70, 0.71, 0.72]))
+    assert hurt[hurt["against"] == "pretrained"]["verdict"].item() == "hurt"
+    unclear = paired_differences(results([0.70, 0.75, 0.66], [0.71, 0.70, 0.72]))
+    assert unclear[unclear["against"] == "pretrained"]["verdict"].item() == "no clear difference"
+    lines = "\n".join(lodo_section(results([0.80, 0.82, 0.81], [0.70, 0.71, 0.72]), helped))
+    assert "+10.0" in lines and "helped" in lines
