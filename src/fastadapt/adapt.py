@@ -147,11 +147,18 @@ def adapt(learner: Any, support: pd.DataFrame, strategy: str | AdaptStrategy = "
     if name == "prototype" and kind == "text_classification" and algorithm is not None \
             and algorithm.name == "protonet" and "metric" not in options:
         # A meta-learned ProtoNet adapts with the metric and features it was meta-trained with.
+        options = dict(options)
+        label_names = options.pop("label_names", False)
         if options:
             raise ConfigError(f"{where} 'prototype' on a meta-learned ProtoNet uses its own metric and features and "
                               f"takes no options (got {sorted(options)}); give metric= (cosine or euclidean) for "
                               f"prototypes on its frozen encoder's features with those options")
         texts, labels = _texts_and_labels(support)
+        if label_names:
+            from fastadapt.adaptation.fit import label_name_support
+
+            named = label_name_support(sorted(set(labels)))
+            texts, labels = texts + [t for t, _ in named], labels + [c for _, c in named]
         return _timed(lambda: algorithm.adapt(texts, labels), name, kind, n_support, _source(learner))
     config, fit_options = _adaptation_config(name, options, where)
 

@@ -177,3 +177,41 @@ def test_a_bad_algorithm_stops_the_run_with_the_parameter_and_allowed_values(tmp
                                           r"\['protonet', 'maml', 'fomaml', 'reptile', 'anil'\]"):
         run_project(project, "meta_training")
     end_session_state()
+
+
+BROAD = {"release": True, "folds": ["customer_intent"], "n_way": [2, 3], "k_shot": [1, 2], "label_names": True,
+         "weights": {"smlmt": 1.0}, "smlmt": {"min_word_count": 4},
+         "meta": {"max_length": 16, "n_way": 3, "k_shot": 2, "n_query": 2, "outer_lr": 1.0e-3, "meta_batch_size": 1,
+                  "max_steps": 2, "eval_every": 1, "eval_episodes": 2, "seed": 0, "distance": "cosine",
+                  "log_every": 1},
+         "evaluation": {"strategies": ["prototype", "finetune_head"], "ks": [1, 2], "seeds": [0, 1],
+                        "pretrained": "tiny-bert"}}
+
+
+def test_broad_meta_training_releases_every_source_and_scores_the_left_out_fold(tmp_path, run_project):
+    project = meta_project(tmp_path, {**META, "curves": {**META["curves"], "domains": []}, "broad": BROAD})
+    run_project(project, "meta_training")
+
+    from kedro.io.core import Version
+
+    from fastadapt.datasets import ModelDirectoryDataset
+
+    model = ModelDirectoryDataset(str(project / "data" / "06_models" / "meta_learner"),
+                                  version=Version(None, None)).load()
+    assert model.info["run"] == "broad_all" and model.info["sources"] == ["customer_intent", "smlmt"]
+    fold = ModelDirectoryDataset(str(project / "data" / "06_models" / "meta_training" / "broad_customer_intent"),
+                                 version=None).load()
+    assert fold.info["sources"] == ["smlmt"] and "customer_intent" in fold.info["left_out"]
+    reports = project / "data" / "08_reporting"
+    results = pd.read_csv(reports / "meta_training" / "lodo" / "customer_intent.csv")
+    assert set(zip(results["model"], results["strategy"])) == {
+        ("meta_trained", "prototype"), ("meta_trained", "finetune_head"), ("pretrained", "prototype"),
+        ("pretrained", "finetune_head"), ("tfidf", "tfidf")}
+    assert (results["n_test"] == 48).all() and len(results) == 5 * 4
+    diffs = pd.read_csv(reports / "meta_training" / "lodo_differences.csv")
+    assert set(diffs["against"]) == {"pretrained", "tfidf"} and (diffs["n_seeds"] == 2).all()
+    report = (reports / "meta_learning.md").read_text()
+    assert "## Leave one domain out" in report and "meta_training/lodo.png" in report
+    assert (reports / "meta_training" / "lodo.png").stat().st_size > 0
+    runs = pd.read_csv(reports / "meta_training" / "runs.csv")
+    assert runs.loc[runs["selected"], "run"].tolist() == ["broad_all"]

@@ -258,7 +258,7 @@ def fit_classifier(
         texts, labels = [texts[i] for i in chosen], [labels[i] for i in chosen]
         features = None if features is None else np.asarray(features)[chosen]
     classes = sorted(set(labels))
-    named = _label_name_support(classes) if config.label_names else []
+    named = label_name_support(classes) if config.label_names else []
     index = {label: i for i, label in enumerate(classes)}
     common = {"strategy": config.strategy, "pooling": config.pooling, "normalize": config.normalize_features,
               "max_length": config.max_length, "batch_size": config.batch_size, "device": config.device}
@@ -353,7 +353,7 @@ def initialise_from_prototypes(head: LinearHead, features: torch.Tensor, targets
             head.linear.bias.copy_(-prototypes.pow(2).sum(dim=-1))
 
 
-def _label_name_support(classes: Sequence[str]) -> list[tuple[str, str]]:
+def label_name_support(classes: Sequence[str]) -> list[tuple[str, str]]:
     """(class name as words, class) for every class whose label is words (see `label_text`)."""
     from fastadapt.tasks.meta_episodes import label_text
 

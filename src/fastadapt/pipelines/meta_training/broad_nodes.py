@@ -5,10 +5,13 @@ section 8). The work is in `fastadapt.meta.broad` (sources), `fastadapt.meta` (t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,7 +51,8 @@ def broad_meta_train_node(params: Mapping[str, Any], text_domains: list[str], fo
                                    pretrained_backbone, seed=broad.config.seed)
     train, valid, used = broad_sources(broad, fold, sources, unlabelled_pool,
                                        backbone.tokenizer.mask_token or "[MASK]")
-    config = replace(broad.config, device=plan.meta.device, num_threads=plan.meta.num_threads)
+    config = replace(broad.config, device=plan.meta.device, num_threads=plan.meta.num_threads,
+                     checkpoint_dir=_checkpoint_dir(broad, fold, used, plan.backbone))
     learner = build_learner(backbone, config)
     algorithm = build_algorithm(learner, config)
     result = meta_train(learner, algorithm, train, valid, config, description=f"broad meta-training ({fold})")
@@ -64,6 +68,18 @@ def broad_meta_train_node(params: Mapping[str, Any], text_domains: list[str], fo
              len(used), result.stop_reason, info["steps"], result.seconds, info["initial_val_accuracy"] or np.nan,
              result.best_val_accuracy or np.nan)
     return MetaLearnedModel(algorithm, config, info), result.history.assign(run=f"broad_{fold}")
+
+
+def _checkpoint_dir(broad: BroadPlan, fold: str, sources: list[str], backbone: str) -> str | None:
+    """`<checkpoint_dir>/broad_<fold>-<hash of the settings>`: a run resumes only its own checkpoints."""
+    if not broad.config.checkpoint_dir:
+        return None
+    settings = {k: v for k, v in asdict(broad.config).items()
+                if k not in ("checkpoint_dir", "checkpoint_every", "device", "num_threads", "log_every")}
+    key = json.dumps({"fold": fold, "sources": sources, "backbone": backbone, "config": settings,
+                      "shape": [broad.n_way, broad.k_shot, broad.label_names],
+                      "weights": {name: broad.weight(name) for name in sources}}, sort_keys=True, default=str)
+    return str(Path(broad.config.checkpoint_dir) / f"broad_{fold}-{hashlib.sha1(key.encode()).hexdigest()[:10]}")
 
 
 def _kshot_sets(kshot_sets: pd.DataFrame, ks: Sequence[int] | None, seeds: Sequence[int] | None):
@@ -120,8 +136,9 @@ def lodo_evaluate_node(fold_model: MetaLearnedModel, splits: pd.DataFrame, kshot
                     if test_x is None:
                         test_x = embed_texts(backbone, test["text"].tolist(), max_length=broad.config.max_length,
                                              pooling=broad.config.pooling, normalize=False, device=plan.meta.device)
-                    predictor = adapt(backbone, support, "prototype", metric=broad.config.distance,
-                                      max_length=broad.config.max_length, pooling=broad.config.pooling)
+                    predictor = adapt(backbone, support, "prototype", **{
+                        "metric": broad.config.distance, "max_length": broad.config.max_length,
+                        "pooling": broad.config.pooling, **strategy_options})
                     predicted = predictor.predict_features(test_x)
                 else:
                     predictor = adapt(backbone, support, strategy, seed=seed, **strategy_options)

@@ -38,7 +38,7 @@ def task_settings(task: Mapping[str, Any] | None) -> dict[str, Any]:
     """The validated `task:` block (defaults filled in); errors name `task.<key>`."""
     if task is not None and not isinstance(task, Mapping):
         raise ConfigError(f"task must be a mapping (name, shots, seed, strategy, kind, model); got {task!r}")
-    task = {"name": None, "shots": None, "seed": 0, "strategy": "prototype", "kind": "auto",
+    task = {"name": None, "shots": None, "seed": 0, "strategy": "finetune_head", "kind": "auto",
             "model": "meta_learner", **dict(task or {})}
     unknown = sorted(set(task) - TASK_KEYS)
     if unknown:
