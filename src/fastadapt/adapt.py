@@ -23,7 +23,9 @@ strategy (`STRATEGIES`):
     finetune_lora   LoRA adapters and a head, merged into the weights afterwards.
     tfidf           TF-IDF + logistic regression on the support texts (no learner needed).
 options: for prototype / finetune_*: `fastadapt.adaptation.AdaptationConfig` settings (metric,
-    temperature, pooling, max_length, batch_size, dropout, device, lora, training) and the
+    temperature, pooling, max_length, batch_size, dropout, device, lora, training, head_init:
+    prototype to start the head as the prototype classifier, label_names: class names as extra
+    support where labels are words) and the
     keyword arguments of `fit_classifier` / `fit_tagger` (features, validation, seed,
     checkpoint_name, progress); for tfidf: `TfidfLogisticRegression` settings.
 

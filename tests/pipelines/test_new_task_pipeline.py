@@ -79,7 +79,7 @@ def test_a_text_task_is_adapted_with_shots_per_class_and_scored_on_its_test_file
     run_task(project, name="support_tickets", shots=2, seed=0)
     metrics, predictions = outputs(project, "support_tickets")
     assert metrics["task"] == "support_tickets" and metrics["kind"] == "text_classification"
-    assert metrics["strategy"] == "prototype" and metrics["shots"] == 2 and metrics["seed"] == 0
+    assert metrics["strategy"] == "finetune_head" and metrics["shots"] == 2 and metrics["seed"] == 0
     assert metrics["n_train"] == 6 and metrics["n_train_available"] == 18 and metrics["n_test"] == 6
     assert 0.0 <= metrics["accuracy"] <= 1.0 and 0.0 <= metrics["macro_f1"] <= 1.0
     assert metrics["adaptation_seconds"] > 0
