@@ -140,7 +140,7 @@ def test_the_wrapper_checks_its_input_and_round_trips_models(tmp_path, model):
         with pytest.raises(MlflowException, match=message) as error:
             validate_texts(bad, max_text_chars=2)
         assert error.value.get_http_status_code() == 400
-    path = save_model_artifact(model, tmp_path / "model.pkl")
+    path = save_model_artifact(model, tmp_path / "model")
     wrapper = TextClassifierModel()
     wrapper.classifier = load_model_artifact(path)
     table = wrapper.predict(None, pd.DataFrame({"text": ["profits soar"]}))

@@ -282,7 +282,7 @@ def test_predictions_and_metrics(tiny):
     assert ner_metrics["test"]["n_sentences"] == 3
     assert 0 < ner_metrics["test"]["entity_f1"] <= 1  # test entities are names seen in training
     assert (reports / NER / "crf" / "token_report.csv").stat().st_size > 0
-    assert list((tiny / "data" / "06_models" / NER / "crf.pkl").iterdir())  # versioned model
+    assert list((tiny / "data" / "06_models" / NER / "baselines" / "crf").iterdir())  # versioned model
 
 
 def test_summary_and_mlflow_run(tiny):

@@ -3,5 +3,6 @@
 from fastadapt.datasets.atomic import AtomicDataset
 from fastadapt.datasets.model_directory import ModelDirectoryDataset
 from fastadapt.datasets.raw_folder import RawFolderDataset
+from fastadapt.datasets.skops_file import SkopsDataset
 
-__all__ = ["AtomicDataset", "ModelDirectoryDataset", "RawFolderDataset"]
+__all__ = ["AtomicDataset", "ModelDirectoryDataset", "RawFolderDataset", "SkopsDataset"]
