@@ -176,6 +176,11 @@ def adapt_task(train: pd.DataFrame, test: pd.DataFrame, read_info: Mapping[str, 
     return _jsonable(metrics), predictions
 
 
+def task_outputs(metrics: Mapping[str, Any], predictions: pd.DataFrame) -> dict[str, Any]:
+    """The files of the task's result folder, saved as one unit (`new_task.<name>.outputs`)."""
+    return {"metrics.json": dict(metrics), "predictions.parquet": predictions}
+
+
 def _learner(task: Mapping[str, Any], meta_learner: Any, pretrained_backbone: Any) -> Any:
     if task["strategy"] == "tfidf":
         return None
@@ -201,4 +206,4 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["adapt_task", "draw_support", "read_task", "task_settings"]
+__all__ = ["adapt_task", "draw_support", "read_task", "task_outputs", "task_settings"]
