@@ -39,6 +39,6 @@ def create_pipeline(**kwargs) -> Pipeline:
              tags=["cpu", "new_task"]),
         Node(adapt_task, adapt_inputs, [f"{prefix}.metrics", f"{prefix}.predictions"], name="adapt_task_node",
              tags=["cpu" if strategy == "tfidf" else "gpu", "new_task"]),
-        Node(task_outputs, [f"{prefix}.metrics", f"{prefix}.predictions"], f"{prefix}.outputs",
+        Node(task_outputs, [f"{prefix}.metrics", f"{prefix}.predictions", f"{prefix}.read_info"], f"{prefix}.outputs",
              name="write_task_outputs_node", tags=["cpu", "new_task"]),
     ])
