@@ -8,6 +8,7 @@ file, line and column, which `kedro run` prints as one `Error: ...` line.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ import yaml
 from kedro.config import OmegaConfigLoader
 
 from fastadapt.config import ConfigError
+
+
+_KEDRO_YAML_MESSAGE = re.compile(r"Invalid YAML or JSON file (.+?), unable to read line")
 
 
 class ProjectConfigLoader(OmegaConfigLoader):
@@ -36,12 +40,19 @@ class ProjectConfigLoader(OmegaConfigLoader):
 
 
 def _yaml_message(error: yaml.YAMLError) -> str:
-    """`<file> line L, column C: <problem>; fix the YAML there` from Kedro's re-raised ParserError."""
+    """`<file> line L, column C: invalid YAML (<problem>); ...` from the error Kedro re-raises.
+
+    Kedro names the file in its message and keeps the parser's error (0-based line and column of
+    the problem) as the cause.
+    """
+    named = _KEDRO_YAML_MESSAGE.match(str(error))
+    where = named.group(1) if named else "a configuration file"
     cause = error.__cause__ if isinstance(error.__cause__, yaml.MarkedYAMLError) else error
     mark = getattr(cause, "problem_mark", None)
-    where = f"{mark.name} line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    text = str(error).split(",")[0].removeprefix("Invalid YAML or JSON file ").strip()
-    if mark is not None and mark.name in ("<file>", "<unicode string>", "<stream>"):
-        where = f"{text} line {mark.line + 1}, column {mark.column + 1}"
-    problem = getattr(cause, "problem", None) or "invalid YAML"
-    return f"{where or text}: invalid YAML ({problem}); fix the syntax there (quote values holding ': ' or '#')"
+    if mark is not None:
+        where += f" line {mark.line + 1}, column {mark.column + 1}"
+    problem = getattr(cause, "problem", None) or "not valid YAML"
+    context, context_mark = getattr(cause, "context", None), getattr(cause, "context_mark", None)
+    if context and context_mark is not None:
+        problem += f" {context} started at line {context_mark.line + 1}"
+    return f"{where}: invalid YAML ({problem}); fix the syntax there (quote values holding ': ' or '#')"
