@@ -61,7 +61,8 @@ def sweep_temporaries(fs: fsspec.AbstractFileSystem, folder: str, prefix: str) -
         name = PurePosixPath(path).name
         if not (name.startswith(prefix) and name.endswith(".tmp")):
             continue
-        modified = entry.get("mtime") or entry.get("created") or time.time()
+        modified = next((entry[key] for key in ("mtime", "LastModified", "created") if entry.get(key) is not None),
+                        time.time())
         modified = modified.timestamp() if hasattr(modified, "timestamp") else float(modified)
         if _writer_gone(name, modified):
             fs.rm(path, recursive=entry.get("type") == "directory")
