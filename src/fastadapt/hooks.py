@@ -110,11 +110,16 @@ def _raw_keys(value: Any, folder: str, prefix: str = "") -> Iterator[str]:
 def _raw_folder_problem(name: str, dataset: RawFolderDataset) -> str:
     path = _location(dataset)
     folder = name.removeprefix("raw.")
-    keys = list(_raw_keys(config.project_parameters(), folder))
+    parameters = config.project_parameters()
+    keys = list(_raw_keys(parameters, folder))
+    domains = parameters.get("domains") if isinstance(parameters.get("domains"), Mapping) else {}
+    keys += [f"domains.{domain}.raw (by default tasks.<domain>)" for domain, block in domains.items()
+             if isinstance(block, Mapping) and "raw" not in block and folder == f"tasks.{domain}"]
     parent = config.project_root() / Path(path).parent
     present = sorted(p.name for p in parent.iterdir() if p.is_dir() or p.is_symlink()) if parent.is_dir() else []
     close = difflib.get_close_matches(Path(path).name, present, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     named = f"{' and '.join(keys)} is '{folder}', but " if keys else ""
-    return (f"{named}the raw folder {path} does not exist{hint}; fix the name in the parameters or link the "
-            f"corpus (`make data`; folders there: {', '.join(present[:12]) or 'none'})")
+    source_hint = f" {dataset._source_hint}" if getattr(dataset, "_source_hint", "") else ""
+    return (f"{named}the raw folder {path} does not exist{hint}; fix the name in the parameters or add the "
+            f"folder (folders there: {', '.join(present[:12]) or 'none'}).{source_hint}")
