@@ -43,6 +43,7 @@ def make_project(root: Path, raw: dict[str, Path], parameters: str | None = None
     project = root / "project"
     shutil.copytree(REPO_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     shutil.copy(REPO_ROOT / "pyproject.toml", project / "pyproject.toml")
+    shutil.copy(REPO_ROOT / ".telemetry", project / ".telemetry")
     (project / "src").mkdir()  # bootstrap_project wants it; the package itself is installed
     for layer in LAYERS:
         (project / "data" / layer).mkdir(parents=True, exist_ok=True)

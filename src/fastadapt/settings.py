@@ -1,12 +1,12 @@
 """Kedro project settings."""
 
-from kedro.config import OmegaConfigLoader
+from fastadapt.config_loader import ProjectConfigLoader
+from fastadapt.hooks import MissingInputsHook, RunParametersHook
 
-from fastadapt.hooks import RunParametersHook
+HOOKS = (RunParametersHook(), MissingInputsHook())
 
-HOOKS = (RunParametersHook(),)
-
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# OmegaConfigLoader, with an unknown --env or a YAML syntax error reported in one line.
+CONFIG_LOADER_CLASS = ProjectConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

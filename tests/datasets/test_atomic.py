@@ -122,3 +122,45 @@ def test_any_fsspec_url():
         assert [Path(name).name for name in fs.ls(f"{root}/out", detail=False)] == ["rows.csv"]
     finally:
         fs.rm(root, recursive=True)
+
+
+def test_a_save_sweeps_the_temporaries_of_killed_writers_only(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from fastadapt.datasets.atomic import _writer_tag
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    host = socket.gethostname().replace(".", "_").replace("-", "_")
+    killed = tmp_path / f".rows.parquet.{host}-{dead}-abc.tmp"  # a writer that is gone
+    legacy = tmp_path / f".rows.parquet.{uuid.uuid4().hex}.tmp"  # the former naming, two days old
+    alive = tmp_path / f".rows.parquet.{_writer_tag()}.tmp"  # this process: a save in progress
+    for path in (killed, legacy, alive):
+        path.write_bytes(b"")
+    os.utime(legacy, (0, 0))
+    parquet_dataset(tmp_path / "rows.parquet").save(GOOD)
+    assert files_in(tmp_path) == sorted([alive.name, "rows.parquet"])
+
+
+def test_a_folder_of_files_is_saved_and_replaced_as_one_unit(tmp_path):
+    from fastadapt.datasets import AtomicFolderDataset
+
+    target = tmp_path / "tasks" / "t"
+    target.mkdir(parents=True)
+    (target / "metrics.json").write_text('{"n": 0}')  # the layout before run folders: replaced too
+    dataset = AtomicFolderDataset(str(target), {"metrics.json": {"type": "json.JSONDataset"},
+                                                "rows.parquet": {"type": "pandas.ParquetDataset"}})
+    dataset.save({"metrics.json": {"n": 2}, "rows.parquet": GOOD})
+    first = target.resolve()
+    assert target.is_symlink() and dataset.load()["metrics.json"] == {"n": 2}
+    dataset.save({"metrics.json": {"n": 1}, "rows.parquet": GOOD.head(1)})
+    loaded = dataset.load()
+    assert loaded["metrics.json"] == {"n": 1} and len(loaded["rows.parquet"]) == 1
+    assert not first.exists()  # the previous run folder is gone once replaced
+    assert files_in(tmp_path / "tasks") == [".t.runs", "t"] and len(files_in(tmp_path / "tasks" / ".t.runs")) == 1
+    with pytest.raises(DatasetError, match="saves exactly"):
+        dataset.save({"metrics.json": {"n": 3}})
+    assert dataset.load()["metrics.json"] == {"n": 1}

@@ -21,6 +21,7 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 from monitoring.test_serving import STARTUP_SECONDS, free_port, invoke
+from serving_checks import bounded_server, check_bad_requests
 
 from fastadapt.dialogue.serving import (
     AnswerSuggesterModel,
@@ -135,3 +136,17 @@ def test_served_model_answers_over_http(suggester):
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
                 process.wait()
+
+
+def test_the_bounded_server_answers_every_bad_request_with_a_short_4xx(suggester, tmp_path):
+    """The suggester behind `fastadapt.monitoring.server`: nested JSON, oversized bodies, 20 at once."""
+
+    def good() -> None:
+        response = invoke(base, {"dataframe_split": {"columns": ["text"], "data": [["where is my parcel"]]}})
+        assert response.status_code == 200, response.text[:300]
+        assert response.json()["predictions"][0]["predicted_intent"] == "delivery"
+
+    with bounded_server(f"models:/{NAME}/1", suggester["uri"], tmp_path / "server.log") as base:
+        good()
+        timings = check_bad_requests(base, good)
+    print(f"bounded suggester server: {timings}")

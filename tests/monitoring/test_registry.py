@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 import re
 
 import mlflow
@@ -14,6 +13,7 @@ from click.testing import CliRunner
 from mlflow import MlflowClient
 
 from fastadapt.models.baselines import TfidfLogisticRegression
+from fastadapt.models.persistence import save_model
 from fastadapt.monitoring import registry
 from fastadapt.monitoring.cli import main as cli
 
@@ -155,13 +155,13 @@ def record(output: str) -> dict:
 def test_register_command_registers_and_promotes_by_hand(tracking, models, tmp_path):
     name, log = "by_hand", tmp_path / "log.jsonl"
     for key in ("weak", "strong"):
-        (tmp_path / f"{key}.pkl").write_bytes(pickle.dumps(models[key]))
+        save_model(models[key], tmp_path / key)
     args = ["--tracking-uri", tracking["uri"], "--decision-log", str(log)]
     runner = CliRunner()
-    first = runner.invoke(cli, ["register", "--name", name, "--model", str(tmp_path / "weak.pkl"), *args])
+    first = runner.invoke(cli, ["register", "--name", name, "--model", str(tmp_path / "weak"), *args])
     assert first.exit_code == 0, first.output
     assert record(first.output)["action"] == "first_champion" and champion(name) == "1"
-    second = runner.invoke(cli, ["register", "--name", name, "--model", str(tmp_path / "strong.pkl"), "--promote", *args])
+    second = runner.invoke(cli, ["register", "--name", name, "--model", str(tmp_path / "strong"), "--promote", *args])
     assert second.exit_code == 0, second.output
     assert record(second.output)["action"] == "promoted_by_hand" and champion(name) == "2"
     restored = runner.invoke(cli, ["restore-champion", "--name", name, *args])

@@ -23,6 +23,8 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
+from serving_checks import bounded_server, check_bad_requests
+
 from fastadapt.models.baselines import TfidfLogisticRegression
 from fastadapt.monitoring import registry
 from fastadapt.monitoring.serving import TextClassifierModel, load_model_artifact, save_model_artifact, validate_texts
@@ -46,7 +48,8 @@ def model() -> TfidfLogisticRegression:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, model):
+def server_registry(tmp_path_factory, model) -> str:
+    """A SQLite registry whose `served_sentiment` champion is `model`; its tracking URI."""
     root = tmp_path_factory.mktemp("serving")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     previous = mlflow.get_tracking_uri()
@@ -55,6 +58,13 @@ def server(tmp_path_factory, model):
     mlflow.set_experiment(experiment_id=experiment)
     registry.ensure_champion(model, NAME)
     mlflow.set_tracking_uri(previous)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, server_registry):
+    root = tmp_path_factory.mktemp("mlflow-serve")
+    uri = server_registry
 
     port = free_port()
     bin_dir = str(Path(sys.executable).parent)  # uvicorn and mlflow live beside the interpreter
@@ -132,6 +142,19 @@ def test_bad_requests_get_a_4xx_and_the_server_keeps_answering(server, body, con
     assert after.status_code == 200 and after.json()["predictions"][0]["label"] == "positive"
 
 
+def test_the_bounded_server_answers_every_bad_request_with_a_short_4xx(server_registry, tmp_path, model):
+    """`fastadapt.monitoring.server`: nested JSON, oversized bodies (one, chunked, 20 at once)."""
+
+    def good() -> None:
+        response = invoke(base, {"dataframe_split": {"columns": ["text"], "data": [["profits soar"]]}})
+        assert response.status_code == 200 and response.json()["predictions"][0]["label"] == "positive"
+
+    with bounded_server(f"models:/{NAME}@champion", server_registry, tmp_path / "server.log") as base:
+        good()
+        timings = check_bad_requests(base, good)
+    print(f"bounded server: {timings}")
+
+
 def test_the_wrapper_checks_its_input_and_round_trips_models(tmp_path, model):
     assert validate_texts(pd.DataFrame({"text": ["a", "b"], "x": [1, 2]})) == ["a", "b"]
     assert validate_texts(["a"]) == ["a"]
@@ -140,7 +163,7 @@ def test_the_wrapper_checks_its_input_and_round_trips_models(tmp_path, model):
         with pytest.raises(MlflowException, match=message) as error:
             validate_texts(bad, max_text_chars=2)
         assert error.value.get_http_status_code() == 400
-    path = save_model_artifact(model, tmp_path / "model.pkl")
+    path = save_model_artifact(model, tmp_path / "model")
     wrapper = TextClassifierModel()
     wrapper.classifier = load_model_artifact(path)
     table = wrapper.predict(None, pd.DataFrame({"text": ["profits soar"]}))

@@ -11,7 +11,6 @@ every gold surge day.
 from __future__ import annotations
 
 import json
-import pickle
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import REPO_ROOT, make_project
 
+from fastadapt.models import persistence
 from fastadapt.models.baselines import CrfTagger, TfidfLogisticRegression
 
 pytestmark = pytest.mark.slow
@@ -73,9 +73,9 @@ def ner_model() -> CrfTagger:
 
 
 def save_model(project: Path, domain: str, name: str, model) -> None:
-    path = project / "data" / "06_models" / domain / f"{name}.pkl" / VERSION / f"{name}.pkl"
+    path = project / "data" / "06_models" / domain / "baselines" / name / VERSION / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps(model))
+    persistence.save_model(model, path)
 
 
 def splits() -> pd.DataFrame:

@@ -37,7 +37,8 @@ def project(tmp_path_factory) -> Path:
     from fastadapt.models.backbones import load_backbone, train_wordpiece_tokenizer
 
     root = tmp_path_factory.mktemp("new_task")
-    raw = {f"tasks/{name}": TASKS / name for name in ("support_tickets", "product_ner", "one_class", "no_test_file")}
+    raw = {f"tasks/{name}": TASKS / name
+           for name in ("support_tickets", "product_ner", "one_class", "no_test_file", "suspicious")}
     project = make_project(root, raw)
     corpus = pd.read_csv(TASKS / "support_tickets" / "train.csv")["text"].tolist()
     corpus += [line.split()[0] for line in (TASKS / "product_ner" / "train.conll").read_text().splitlines() if line]
@@ -94,6 +95,37 @@ def test_without_shots_the_whole_train_file_is_used_and_tfidf_needs_no_model(pro
     metrics, _ = outputs(project, "support_tickets")
     assert metrics["n_train"] == 18 and metrics["shots"] is None and metrics["strategy"] == "tfidf"
     assert metrics["model"] is None and metrics["source_model"] == "tfidf"
+
+
+def test_unseen_test_labels_overlap_and_quarantine_are_warned_and_recorded(project, run_task, caplog):
+    with caplog.at_level("WARNING", logger="fastadapt.pipelines.new_task.nodes"):
+        run_task(project, name="suspicious", strategy="tfidf")
+    metrics, predictions = outputs(project, "suspicious")
+    assert metrics["unseen_test_labels"] == ["card"] and metrics["n_test_unseen_label"] == 2
+    assert metrics["n_test_in_train"] == 2 and metrics["n_test_in_train_same_label"] == 1
+    assert metrics["quarantined"] == 1 and metrics["n_test"] == len(predictions) == 5
+    quarantine = pd.read_parquet(project / "data" / "08_reporting" / "tasks" / "suspicious" / "quarantine.parquet")
+    assert quarantine[["file", "line", "reason"]].values.tolist() == [["test.csv", 7, "malformed_csv"]]
+    assert "2 test row(s) of test.csv carry labels never seen in train.csv: ['card']" in caplog.text
+    assert "2 of 5 test row(s) of test.csv also appear in train.csv (1 with the same label)" in caplog.text
+    assert "test.csv line 7: malformed_csv" in caplog.text
+
+
+def test_a_task_folder_declares_its_conll_scheme():
+    from fastadapt.pipelines.new_task.nodes import read_task
+
+    folder = TASKS / "declared_iob1"
+    files = {path.name: path.read_bytes() for path in folder.iterdir()}
+    train, test, info = read_task(files, {"name": "declared_iob1"})
+    assert info["quarantined"] == 0 and len(train) == 4
+    assert train["tags"].tolist() == [["B-ORG", "I-ORG", "O", "B-PER", "I-PER"], ["B-PER", "O", "O", "B-LOC"],
+                                      ["B-ORG", "O"], ["B-PER", "O"]]
+    assert test["tags"].tolist() == [["B-LOC", "O"], ["B-PER", "O"]]
+    undeclared = {name: data for name, data in files.items() if name != "task.yml"}
+    _, _, auto = read_task(undeclared, {"name": "declared_iob1"})  # a tie of evidence: IOB2, quarantined
+    assert auto["quarantined"] == 3
+    with pytest.raises(RawInputError, match=r"task.yml may only set \['scheme'\] for a ner task"):
+        read_task({**files, "task.yml": b"schema: iob1\n"}, {"name": "declared_iob1"})
 
 
 def test_a_ner_task_gets_entity_f1(project, run_task):

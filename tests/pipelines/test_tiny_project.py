@@ -16,9 +16,10 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
-from kedro.io import DatasetError
 
 from conftest import FIXTURES, make_project
+
+from fastadapt.errors import UserInputError
 
 pytestmark = pytest.mark.slow
 
@@ -282,7 +283,7 @@ def test_predictions_and_metrics(tiny):
     assert ner_metrics["test"]["n_sentences"] == 3
     assert 0 < ner_metrics["test"]["entity_f1"] <= 1  # test entities are names seen in training
     assert (reports / NER / "crf" / "token_report.csv").stat().st_size > 0
-    assert list((tiny / "data" / "06_models" / NER / "crf.pkl").iterdir())  # versioned model
+    assert list((tiny / "data" / "06_models" / NER / "baselines" / "crf").iterdir())  # versioned model
 
 
 def test_summary_and_mlflow_run(tiny):
@@ -313,10 +314,11 @@ def test_summary_and_mlflow_run(tiny):
 
 def test_ingestion_alone_and_a_missing_task_folder(tmp_path, run_project):
     project = tiny_project(tmp_path, with_text_task=False)
-    with pytest.raises(DatasetError) as raised:
+    with pytest.raises(UserInputError) as raised:  # one line, before anything runs
         run_project(project, pipeline_name="ingestion")
     message = str(raised.value)
-    assert f"data/01_raw/tasks/{TEXT}" in message and "does not exist" in message
+    assert message.startswith(f"domains.{TEXT}.raw (by default tasks.<domain>) is 'tasks.{TEXT}', but the raw "
+                              f"folder data/01_raw/tasks/{TEXT} does not exist"), message
     assert "train.csv and test.csv" in message  # the catalog's source_hint says what to add
 
     link = project / "data" / "01_raw" / "tasks" / TEXT

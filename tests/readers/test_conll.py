@@ -82,10 +82,31 @@ def test_generic_iob2_folder_quarantines_invalid_iob2_and_undecodable_bytes():
     assert result.rows["tags"].iloc[2] == ["B-PER", "I-PER", "O", "B-ORG"]
 
 
-def test_auto_scheme_reads_a_leading_inside_tag_as_iob1():
-    result = read_conll(load(FIXTURES / "ner_task"), {}, "my_ner")
-    assert (len(result.rows), len(result.quarantine)) == (4, 1)
-    assert result.rows["tags"].iloc[2] == ["O", "B-LOC"]
+def test_auto_scheme_reads_a_stray_inside_tag_of_an_iob2_file_as_invalid_iob2(caplog):
+    # test.conll starts two entities with B- and one with I- (after O): IOB2 with one bad sentence,
+    # quarantined, instead of the whole file read as IOB1 with an invented B-LOC.
+    with caplog.at_level("INFO", logger="fastadapt.readers.conll"):
+        result = read_conll(load(FIXTURES / "ner_task"), {}, "my_ner")
+    explicit = read_conll(load(FIXTURES / "ner_task"), {"scheme": "iob2"}, "my_ner")
+    assert result.rows["tags"].tolist() == explicit.rows["tags"].tolist()
+    assert result.quarantine[["file", "line", "reason"]].values.tolist() == [
+        ["train.conll", 11, "undecodable_bytes"], ["test.conll", 1, "invalid_iob2"],
+    ]
+    assert "my_ner: test.conll read as IOB2 (detected; 2 entities start with B-, 1 with I-)" in caplog.text
+    assert "test.conll mixes schemes" in caplog.text
+
+
+def test_the_scheme_is_detected_per_file():
+    iob2 = b"".join(f"Acme{i}\tB-ORG\nrose\tO\n\n".encode() for i in range(20)) + b"in\tO\nParis\tI-LOC\n\n"
+    iob1 = b"Acme\tI-ORG\nCorp\tI-ORG\nand\tO\nBob\tI-PER\n\nIBM\tI-ORG\nGlobex\tB-ORG\n\n"
+    result = read_conll({"train.conll": iob2, "test.conll": iob1}, {}, "mixed")
+    train = result.rows[result.rows["origin"] == "train"]
+    test = result.rows[result.rows["origin"] == "test"]
+    assert all(tags == ["B-ORG", "O"] for tags in train["tags"])  # IOB2, nothing invented
+    assert result.quarantine[["file", "line", "reason"]].values.tolist() == [["train.conll", 61, "invalid_iob2"]]
+    assert test["tags"].tolist() == [["B-ORG", "I-ORG", "O", "B-PER"], ["B-ORG", "B-ORG"]]  # IOB1 converted
+    declared = read_conll({"train.conll": iob2, "test.conll": iob1}, {"scheme": "iob1"}, "mixed")
+    assert declared.rows["tags"].iloc[20] == ["O", "B-LOC"] and declared.quarantine.empty
 
 
 def test_columns_can_be_chosen():

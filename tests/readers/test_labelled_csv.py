@@ -129,3 +129,20 @@ def test_missing_labels_file_is_an_error():
 def test_bad_options_are_named(options, message):
     with pytest.raises(RawInputError, match=message):
         read_labelled_csv(load(FIXTURES / "text_task"), options, "my_task")
+
+
+def test_a_text_over_pythons_csv_field_limit_is_read_or_quarantined_under_a_configured_limit():
+    import csv
+
+    long_text = "growth " * 150_000  # about 1 MB, over csv.field_size_limit()'s default 131,072
+    assert len(long_text) > csv.field_size_limit()
+    files = {"train.csv": f'text,label\n"{long_text}",up\nshort one,down\n'.encode(), "test.csv": b"text,label\nx,up\n"}
+    result = read_labelled_csv(files, {}, "long")
+    assert result.quarantine.empty
+    assert result.rows["text"].iloc[0] == long_text.strip() and len(result.rows) == 3
+    assert csv.field_size_limit() == 131_072  # the process-wide setting is left as it was
+    limited = read_labelled_csv(files, {"max_text_chars": 10_000}, "long")
+    assert limited.quarantine[["file", "line", "reason"]].values.tolist() == [["train.csv", 2, "text_too_long"]]
+    assert len(limited.rows) == 2
+    with pytest.raises(RawInputError, match="option max_text_chars is 0"):
+        read_labelled_csv(files, {"max_text_chars": 0}, "long")

@@ -1,15 +1,15 @@
-"""A model as a versioned directory: safetensors weights, configs and tokeniser files.
+"""A model as a versioned directory: safetensors weights, configs and tokeniser files, or skops.
 
 Any object with `save_directory(path)` and a classmethod `load_directory(path)` can flow through
-the catalog this way. A manifest names the class, so loading needs no configuration, and the
+the catalog this way, and so can the classical baselines (a skops file with trusted types only):
+`fastadapt.models.persistence` writes and reads the folder, and never loads a pickle or a class
+outside fastadapt. A manifest names the class, so loading needs no configuration, and the
 directory is written under a temporary name and renamed into place, so a crash never leaves a
 half-written model where a good one stood.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -17,7 +17,12 @@ from typing import Any, Protocol
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 
-MANIFEST = "fastadapt_model.json"
+from fastadapt.errors import UserInputError
+from fastadapt.models.persistence import MANIFEST, UnsafeModelError, load_model, save_model
+
+
+class ModelFileError(UserInputError, DatasetError):
+    """A refused model folder, as a DatasetError that Kedro passes on and `kedro run` prints as one line."""
 
 
 class DirectoryModel(Protocol):
@@ -45,19 +50,17 @@ class ModelDirectoryDataset(AbstractVersionedDataset[DirectoryModel, DirectoryMo
             raise DatasetError(
                 f"'{directory}' is not a saved fastadapt model (no {MANIFEST}); run the pipeline that writes it"
             )
-        manifest = json.loads(manifest_path.read_text())
-        module_name, class_name = manifest["class"].rsplit(":", 1)
-        model_class = getattr(importlib.import_module(module_name), class_name)
-        return model_class.load_directory(directory)
+        try:
+            return load_model(directory)
+        except UnsafeModelError as error:
+            raise ModelFileError(str(error)) from None
 
     def save(self, data: DirectoryModel) -> None:
         target = Path(self._get_save_path())
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
-            data.save_directory(staging)
-            manifest = {"class": f"{type(data).__module__}:{type(data).__qualname__}"}
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            save_model(data, staging)
             if target.exists():
                 shutil.rmtree(target)
             staging.rename(target)

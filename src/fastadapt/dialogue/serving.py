@@ -3,8 +3,8 @@
 What :class:`~fastadapt.monitoring.serving.TextClassifierModel` does for classifiers, done for
 :class:`~fastadapt.dialogue.suggest.AnswerSuggester`. The model travels as artifacts:
 
-- ``classifier``: the intent classifier, a pickle file or a ``save_directory`` folder (written and
-  read by the monitoring serving helpers, so every fastadapt classifier kind works);
+- ``classifier``: the intent classifier, a model folder of :mod:`fastadapt.models.persistence`
+  (safetensors or skops, never a pickle), so every fastadapt classifier kind works;
 - ``reply_bank``: a parquet file, one row per (user turn, agent reply) pair: ``intent``,
   ``user_text``, ``agent_text`` and the unit-length ``user_embedding`` / ``reply_embedding``;
 - ``backbone`` (only when the backbone is a local directory): the encoder that embeds messages.
@@ -222,7 +222,7 @@ def _log(
     python_model = AnswerSuggesterModel(None if in_artifact else backbone, neighbours, top_n, batch_size, device)
     with tempfile.TemporaryDirectory(prefix="fastadapt-suggester-") as folder:
         folder = Path(folder)
-        target = folder / ("classifier" if hasattr(classifier, "save_directory") else "classifier.pkl")
+        target = folder / "classifier"
         artifacts = {CLASSIFIER_ARTIFACT: str(save_model_artifact(classifier, target)),
                      BANK_ARTIFACT: str(folder / "reply_bank.parquet")}
         table.to_parquet(artifacts[BANK_ARTIFACT], index=False)

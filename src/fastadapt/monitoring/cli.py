@@ -3,7 +3,7 @@
     python -m fastadapt.monitoring.cli restore-champion --name finance_sentiment
     python -m fastadapt.monitoring.cli versions --name finance_sentiment
     python -m fastadapt.monitoring.cli register --name customer_intent \\
-        --model data/06_models/customer_intent/tfidf.pkl/<version>/tfidf.pkl
+        --model data/06_models/customer_intent/baselines/tfidf/<version>/tfidf
 
 The MLflow tracking URI is ``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else the project's
 ``server.mlflow_tracking_uri`` (conf/local over conf/base ``mlflow.yml``), a relative SQLite path
@@ -109,7 +109,7 @@ def versions(name: str, tracking_uri: str | None) -> None:
 @main.command("register")
 @click.option("--name", required=True, help="Registered model name.")
 @click.option("--model", "model_path", required=True, type=click.Path(exists=True),
-              help="A pickled TextClassifier, or a model directory written by save_directory.")
+              help="A model folder written by fastadapt (safetensors or skops); pickles are refused.")
 @click.option("--promote", is_flag=True, help="Also make it champion (otherwise only when there is none).")
 @_tracking
 @_log

@@ -130,7 +130,7 @@ def log_classifier(
     classes = [str(c) for c in model.classes_]
     python_model = TextClassifierModel() if max_text_chars is None else TextClassifierModel(max_text_chars)
     with tempfile.TemporaryDirectory(prefix="fastadapt-model-") as folder:
-        target = Path(folder) / ("model" if hasattr(model, "save_directory") else "model.pkl")
+        target = Path(folder) / "model"
         artifact = save_model_artifact(model, target)
         info = mlflow.pyfunc.log_model(
             name="model",

@@ -2,9 +2,9 @@
 
 The model itself travels as an artifact, so the wrapper is the same for every kind:
 
-- a file: a pickled model (the TF-IDF baselines, any scikit-learn-style object);
-- a directory: a model written by ``save_directory`` with the ``fastadapt_model.json`` manifest
-  naming its class (what ``ModelDirectoryDataset`` writes: ``EncoderClassifier`` and friends).
+a model folder written by :func:`fastadapt.models.persistence.save_model` (what
+``ModelDirectoryDataset`` writes): safetensors and JSON for ``EncoderClassifier`` and friends, a
+skops file with trusted types only for the TF-IDF baselines. Pickles are refused, never loaded.
 
 Input: a DataFrame with a string column ``text`` (other columns are ignored). Output: a DataFrame
 with ``label`` (the predicted class), ``score`` (its probability) and one ``proba__<class>``
@@ -17,15 +17,12 @@ Usage::
 
     python_model = TextClassifierModel(max_text_chars=20_000)
     mlflow.pyfunc.log_model(name="model", python_model=python_model,
-                            artifacts={"model": "tfidf.pkl"}, signature=text_signature(classes))
+                            artifacts={"model": "tfidf"}, signature=text_signature(classes))
     mlflow models serve -m models:/finance_sentiment@champion --env-manager local
 """
 
 from __future__ import annotations
 
-import importlib
-import json
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,13 +35,12 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types.schema import ColSpec, Schema
 
+from fastadapt.models.persistence import MANIFEST, load_model, save_model
 from fastadapt.models.predictor import PROBA_PREFIX, TextClassifier
 
 MODEL_ARTIFACT = "model"
 TEXT_COLUMN = "text"
-# The manifest ModelDirectoryDataset writes (fastadapt.datasets.model_directory.MANIFEST); read
-# here without importing Kedro, so that serving needs nothing but the model's own packages.
-DIRECTORY_MANIFEST = "fastadapt_model.json"
+DIRECTORY_MANIFEST = MANIFEST
 DEFAULT_MAX_TEXT_CHARS = 20_000
 DEFAULT_MAX_BATCH = 10_000
 
@@ -54,37 +50,13 @@ def _invalid(message: str) -> MlflowException:
 
 
 def load_model_artifact(path: str | Path) -> TextClassifier:
-    """The classifier stored at ``path``: a pickle file, or a ``save_directory`` directory."""
-    path = Path(path)
-    if path.is_dir():
-        manifest = path / DIRECTORY_MANIFEST
-        if not manifest.is_file():
-            raise FileNotFoundError(
-                f"'{path}' is a directory without {DIRECTORY_MANIFEST}: not a saved fastadapt model"
-            )
-        module_name, class_name = json.loads(manifest.read_text())["class"].rsplit(":", 1)
-        model_class = getattr(importlib.import_module(module_name), class_name)
-        return model_class.load_directory(path)
-    with path.open("rb") as handle:
-        return pickle.load(handle)
+    """The classifier saved at ``path`` (see :func:`fastadapt.models.persistence.load_model`)."""
+    return load_model(path)
 
 
 def save_model_artifact(model: TextClassifier, path: str | Path) -> Path:
-    """Write ``model`` where :func:`load_model_artifact` reads it; returns the artifact path.
-
-    Objects with ``save_directory`` become a directory (with the manifest), others a pickle.
-    """
-    path = Path(path)
-    if hasattr(model, "save_directory") and hasattr(type(model), "load_directory"):
-        path.mkdir(parents=True, exist_ok=True)
-        model.save_directory(path)
-        manifest = {"class": f"{type(model).__module__}:{type(model).__qualname__}"}
-        (path / DIRECTORY_MANIFEST).write_text(json.dumps(manifest, indent=2))
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    return path
+    """Write ``model`` as a folder where :func:`load_model_artifact` reads it; returns the path."""
+    return save_model(model, path)
 
 
 def text_signature(classes: Sequence[str]) -> ModelSignature:

@@ -7,6 +7,7 @@ whole, because a partial sentence would teach wrong entity boundaries.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,8 @@ from fastadapt.readers.records import (
     string_list_option,
 )
 from fastadapt.readers.quarantine import RawInputError, ReadResult, require_file
+
+log = logging.getLogger(__name__)
 
 DOCSTART = "-DOCSTART-"
 SCHEMES = ["iob1", "iob2", "auto"]
@@ -78,6 +81,40 @@ def _starts_with_inside(tags: Sequence[str]) -> bool:
     return iob1_to_iob2(tags) != list(tags)
 
 
+def entity_starts(tags: Sequence[str]) -> tuple[int, int]:
+    """(entities that start with B-, entities that start with I-) in one sentence's tags.
+
+    An entity starts where a tag's type differs from the previous tag's (or follows O). IOB2
+    starts every entity with B-; IOB1 starts it with I- and keeps B- for an entity right after
+    one of the same type, which is not a start in this sense. So B- starts are IOB2's evidence
+    and I- starts IOB1's.
+    """
+    b_starts = i_starts = 0
+    previous = "O"
+    for tag in tags:
+        if tag != "O" and (previous == "O" or previous[2:] != tag[2:]):
+            if tag.startswith("B-"):
+                b_starts += 1
+            else:
+                i_starts += 1
+        previous = tag
+    return b_starts, i_starts
+
+
+def detect_scheme(sentences_tags: Sequence[Sequence[str]]) -> tuple[str, int, int]:
+    """The scheme of one file from its evidence: (scheme, B- starts, I- starts).
+
+    The file is IOB1 only when entities starting with I- outnumber those starting with B-; a few
+    stray I- after O in an IOB2 file do not turn the whole file into IOB1 (they are quarantined
+    as `invalid_iob2` instead of inventing B- entities).
+    """
+    b_starts = i_starts = 0
+    for tags in sentences_tags:
+        b, i = entity_starts(tags)
+        b_starts, i_starts = b_starts + b, i_starts + i
+    return ("iob1" if i_starts > b_starts else "iob2"), b_starts, i_starts
+
+
 def _split_sentences(text: str, origin: str, file: str) -> list[Sentence]:
     """The sentences of a file. DOCSTART lines open a new document (sentences before the first
     get document 0); any number of blank lines separate sentences; a final one needs none."""
@@ -125,8 +162,9 @@ def _bad_tag(tags: list[str], entity_types: set[str] | None) -> bool:
 def read_conll(files: Mapping[str, bytes], options: Mapping, corpus: str) -> ReadResult:
     """NER rows (row_id, doc_id, sent_id, tokens, tags in IOB2, origin, file, line) per sentence.
 
-    Options: splits (origin -> file), scheme (iob1 | iob2 | auto: IOB1 when some I-X starts an
-    entity in any file), token_column, tag_column, entity_types, encoding, source_hint.
+    Options: splits (origin -> file), scheme (iob1 | iob2 | auto: per file, IOB1 when more
+    entities start with I- than with B-, see `detect_scheme`; the choice is logged), token_column,
+    tag_column, entity_types, encoding, source_hint.
     """
     opts = resolve_options(options, CONLL_DEFAULTS, corpus)
     splits = mapping_option(opts["splits"], "splits", corpus, "{train: train.conll, test: test.conll}")
@@ -162,10 +200,20 @@ def read_conll(files: Mapping[str, bytes], options: Mapping, corpus: str) -> Rea
                 else:
                     candidates.append((sentence, tokens, tags))
 
-    if scheme == "auto":
-        scheme = "iob1" if any(_starts_with_inside(tags) for _, _, tags in candidates) else "iob2"
+    schemes = {}
+    for name in dict.fromkeys(sentence.file for sentence, _, _ in candidates):
+        file_tags = [tags for sentence, _, tags in candidates if sentence.file == name]
+        detected, b_starts, i_starts = detect_scheme(file_tags)
+        schemes[name] = detected if scheme == "auto" else scheme
+        how = "detected" if scheme == "auto" else "declared"
+        log.info("%s: %s read as %s (%s; %d entities start with B-, %d with I-)", corpus, name,
+                 schemes[name].upper(), how, b_starts, i_starts)
+        if scheme == "auto" and b_starts and i_starts:
+            log.warning("%s: %s mixes schemes (%d entities start with B-, %d with I-); read as %s: declare "
+                        "`scheme` if that is wrong", corpus, name, b_starts, i_starts, schemes[name].upper())
     rows: list[dict] = []
     for sentence, tokens, tags in candidates:
+        scheme = schemes[sentence.file]
         if scheme == "iob2" and _starts_with_inside(tags):
             quarantine.add(sentence.file, sentence.line, "invalid_iob2", sentence.raw)
             continue

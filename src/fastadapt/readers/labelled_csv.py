@@ -31,6 +31,7 @@ LABELLED_CSV_DEFAULTS = {
     "labels_file": None,
     "labels": None,
     "encoding": "utf-8",
+    "max_text_chars": None,
 }
 
 
@@ -57,7 +58,8 @@ def read_labelled_csv(files: Mapping[str, bytes], options: Mapping, corpus: str)
     """Text-classification rows (row_id, text, label, origin, file, line) from one CSV per split.
 
     Options: splits (origin -> file), text_column, label_column, label_map (raw label -> name),
-    labels_file (JSON list of label names in the folder) or labels, encoding, source_hint.
+    labels_file (JSON list of label names in the folder) or labels, encoding, source_hint,
+    max_text_chars (longer texts are quarantined as `text_too_long`; none: any length is read).
     Labels are checked only when label_map, labels_file or labels make them known.
     """
     opts = resolve_options(options, LABELLED_CSV_DEFAULTS, corpus)
@@ -68,6 +70,9 @@ def read_labelled_csv(files: Mapping[str, bytes], options: Mapping, corpus: str)
         label_map = mapping_option(opts["label_map"], "label_map", corpus, '{"0": Bearish, "1": Bullish}')
     allowed = _allowed_labels(opts, files, corpus)
     text_column, label_column = str(opts["text_column"]), str(opts["label_column"])
+    max_chars = opts["max_text_chars"]
+    if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1):
+        raise RawInputError(f"{corpus}: option max_text_chars is {max_chars!r}; allowed: an integer >= 1 or null")
 
     quarantine = QuarantineLog(corpus, encoding)
     rows: list[dict] = []
@@ -82,6 +87,8 @@ def read_labelled_csv(files: Mapping[str, bytes], options: Mapping, corpus: str)
             label = label_map.get(raw_label) if label_map is not None else raw_label
             if not sentence:
                 quarantine.add(name, record.line, "empty_text", record.raw)
+            elif max_chars is not None and len(sentence) > max_chars:
+                quarantine.add(name, record.line, "text_too_long", record.raw)
             elif not raw_label:
                 quarantine.add(name, record.line, "empty_label", record.raw)
             elif label is None or (allowed is not None and label not in allowed):

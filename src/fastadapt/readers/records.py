@@ -127,14 +127,21 @@ def csv_records(text: str) -> Iterator[CsvRecord]:
             yield physical_line
 
     reader = csv.reader(physical_lines(), strict=True)
+    # Python's csv refuses fields over csv.field_size_limit() (128 KiB), which would quarantine a
+    # valid long text as malformed; no field can be longer than the text, so that is the limit
+    # while this reader reads (the setting is process-wide, hence restored after each record).
+    field_limit = len(text) + 1
     start_line = 1
     while True:
+        previous_limit = csv.field_size_limit(max(field_limit, csv.field_size_limit()))
         try:
             fields: list[str] | None = next(reader)
         except StopIteration:
             return
         except csv.Error:
             fields = None
+        finally:
+            csv.field_size_limit(previous_limit)
         raw = "".join(consumed)
         consumed.clear()
         if fields != []:

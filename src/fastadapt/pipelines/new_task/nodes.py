@@ -1,9 +1,12 @@
 """`new_task` nodes: read a task folder, adapt a (meta-learned) model with a few shots, evaluate.
 
 A task is a folder `data/01_raw/tasks/<name>/` with `train.csv` and `test.csv` (columns
-text,label) or `train.conll` and `test.conll` (NER). Every mistake a user can make with it (no
-task name, no folder, a missing file, a single class, fewer examples than shots) stops the run
-with one line naming the file or parameter (`UserInputError` subclasses).
+text,label) or `train.conll` and `test.conll` (NER), and optionally `task.yml` declaring how to
+read them (`scheme: iob1 | iob2` for NER, `max_text_chars` for CSV). Every mistake a user can
+make with it (no task name, no folder, a missing file, a single class, fewer examples than shots)
+stops the run with one line naming the file or parameter (`UserInputError` subclasses); what is
+suspicious but usable (quarantined records, test labels never seen in train, test rows also in
+train) is logged with counts and recorded in metrics.json.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from fastadapt.adapt import adapt, check_strategy
 from fastadapt.config import ConfigError
 from fastadapt.evaluation.metrics import classification_metrics, ner_metrics
 from fastadapt.models.predictor import classification_predictions, ner_predictions
 from fastadapt.readers import read_raw
-from fastadapt.readers.quarantine import RawInputError
+from fastadapt.readers.quarantine import RawInputError, quarantine_frame
+from fastadapt.tasks.cleaning import ner_key_and_label, overlap_with_training
 from fastadapt.tasks.kshot import KShotError, draw_kshot, draw_ner_kshot, entity_mentions
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,9 @@ TASK_KEYS = {"name", "shots", "seed", "strategy", "kind", "model"}
 KINDS = ("auto", "text_classification", "ner")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
 UNSET = "unset"  # the dataset name part while task.name is missing (the first node then stops)
+DECLARATION = "task.yml"
+DECLARABLE = {"ner": {"scheme"}, "text_classification": {"max_text_chars"}}
+QUARANTINE_LOG_LINES = 20
 FORMAT_HINT = ("A new task is a folder data/01_raw/tasks/<name>/ with train.csv and test.csv (columns text,label), "
                "or train.conll and test.conll for NER.")
 
@@ -78,10 +86,37 @@ def _kind(files: Mapping[str, bytes], task: Mapping[str, Any]) -> str:
                         f"(it holds {', '.join(names[:10])}). {FORMAT_HINT}")
 
 
+def _declared_options(files: Mapping[str, bytes], kind: str, folder: str) -> dict[str, Any]:
+    """The reader options the task folder's `task.yml` declares (empty without one)."""
+    if DECLARATION not in files:
+        return {}
+    where = f"{folder}{DECLARATION}"
+    try:
+        declared = yaml.safe_load(files[DECLARATION].decode("utf-8")) or {}
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise RawInputError(f"{where} is not valid YAML ({type(error).__name__}); write e.g. 'scheme: iob2'") from None
+    if not isinstance(declared, dict) or set(declared) - DECLARABLE[kind]:
+        raise RawInputError(f"{where} may only set {sorted(DECLARABLE[kind])} for a {kind} task; got {declared!r}")
+    return declared
+
+
+def _log_quarantine(corpus: str, quarantine: pd.DataFrame) -> list[dict[str, Any]]:
+    """Log each quarantined record (file, line, reason; the first few) and return them all."""
+    records = quarantine[["file", "line", "reason"]].to_dict("records")
+    reasons = quarantine["reason"].value_counts().to_dict()
+    log.warning("%s: %d record(s) quarantined (%s)", corpus, len(records), reasons)
+    for record in records[:QUARANTINE_LOG_LINES]:
+        log.warning("%s: %s line %d: %s", corpus, record["file"], record["line"], record["reason"])
+    if len(records) > QUARANTINE_LOG_LINES:
+        log.warning("%s: ... and %d more, all in quarantine.parquet beside metrics.json", corpus,
+                    len(records) - QUARANTINE_LOG_LINES)
+    return [{"file": str(r["file"]), "line": int(r["line"]), "reason": str(r["reason"])} for r in records]
+
+
 def read_task(files: Mapping[str, bytes], task: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The task's train and test rows (the generic readers' columns), checked for what adaptation
     needs: both files, at least two classes (NER: an entity type) in train, rows in test; and the
-    reading's accounting (rows in, quarantined)."""
+    reading's accounting (rows in, quarantined, the quarantine table)."""
     task = task_settings(task)
     name = task["name"]
     folder = f"data/01_raw/tasks/{name}/"
@@ -89,13 +124,10 @@ def read_task(files: Mapping[str, bytes], task: Mapping[str, Any]) -> tuple[pd.D
         raise RawInputError(f"task '{name}': the folder {folder} is missing or empty. {FORMAT_HINT}")
     kind = _kind(files, task)
     corpus = f"task '{name}' ({folder})"
-    if kind == "ner":
-        result = read_raw("conll", files, {"source_hint": FORMAT_HINT}, corpus)
-    else:
-        result = read_raw("labelled_csv", files, {"source_hint": FORMAT_HINT}, corpus)
+    options = {"source_hint": FORMAT_HINT, **_declared_options(files, kind, folder)}
+    result = read_raw("conll" if kind == "ner" else "labelled_csv", files, options, corpus)
     if len(result.quarantine):
-        reasons = result.quarantine["reason"].value_counts().to_dict()
-        log.warning("%s: %d record(s) quarantined (%s)", corpus, len(result.quarantine), reasons)
+        _log_quarantine(corpus, result.quarantine)
     rows = result.rows
     train, test = rows[rows["origin"] == "train"].copy(), rows[rows["origin"] == "test"].copy()
     train_file, test_file = ("train.conll", "test.conll") if kind == "ner" else ("train.csv", "test.csv")
@@ -113,8 +145,38 @@ def read_task(files: Mapping[str, bytes], task: Mapping[str, Any]) -> tuple[pd.D
         if len(classes) < 2:
             raise RawInputError(f"task '{name}': {folder}{train_file} has a single class ({classes[0]!r}); a "
                                 f"classifier needs examples of at least two classes")
-    info = {"kind": kind, "records_in": int(result.n_in), "quarantined": int(len(result.quarantine))}
+    info = {"kind": kind, "records_in": int(result.n_in), "quarantined": int(len(result.quarantine)),
+            "quarantine": result.quarantine.reset_index(drop=True),
+            **_train_test_checks(train, test, kind, corpus, train_file, test_file)}
     return train.reset_index(drop=True), test.reset_index(drop=True), info
+
+
+def _train_test_checks(train: pd.DataFrame, test: pd.DataFrame, kind: str, corpus: str, train_file: str,
+                       test_file: str) -> dict[str, Any]:
+    """Test labels (NER: entity types) never seen in train, and test rows also in train (PROTOCOL.md's
+    duplicate key): counted, logged as warnings, and recorded in metrics.json."""
+    if kind == "ner":
+        seen = set().union(*(entity_mentions(tags) for tags in train["tags"]))
+        test_labels = [entity_mentions(tags) for tags in test["tags"]]
+        unseen = sorted(set().union(*test_labels) - seen)
+        n_unseen_rows = sum(1 for labels in test_labels if set(labels) - seen)
+    else:
+        seen = set(train["label"].astype(str))
+        unseen = sorted(set(test["label"].astype(str)) - seen)
+        n_unseen_rows = int(test["label"].astype(str).isin(unseen).sum())
+    if unseen:
+        log.warning("%s: %d test row(s) of %s carry %s never seen in %s: %s; they cannot be predicted right",
+                    corpus, n_unseen_rows, test_file, "entity types" if kind == "ner" else "labels", train_file,
+                    unseen)
+    both = pd.concat([train, test], ignore_index=True)
+    key, label = ner_key_and_label(both) if kind == "ner" else (None, None)
+    overlap = overlap_with_training(both, ["test"], key, label)
+    if overlap["in_training"]:
+        log.warning("%s: %d of %d test row(s) of %s also appear in %s (%d with the same label); scores on them "
+                    "overstate the model", corpus, overlap["in_training"], overlap["test_rows"], test_file,
+                    train_file, overlap["same_label"])
+    return {"unseen_test_labels": unseen, "n_test_unseen_label": int(n_unseen_rows),
+            "n_test_in_train": overlap["in_training"], "n_test_in_train_same_label": overlap["same_label"]}
 
 
 def draw_support(train: pd.DataFrame, task: Mapping[str, Any]) -> pd.DataFrame:
@@ -168,12 +230,24 @@ def adapt_task(train: pd.DataFrame, test: pd.DataFrame, read_info: Mapping[str, 
         ("entity_types" if ner else "classes"): labels,
         "adaptation_seconds": round(float(predictor.adaptation_seconds), 4),
         "quarantined": int(read_info.get("quarantined", 0)),
+        "unseen_test_labels": list(read_info.get("unseen_test_labels", [])),
+        "n_test_unseen_label": int(read_info.get("n_test_unseen_label", 0)),
+        "n_test_in_train": int(read_info.get("n_test_in_train", 0)),
+        "n_test_in_train_same_label": int(read_info.get("n_test_in_train_same_label", 0)),
     }
     headline = f"entity F1 {quality['entity_f1']:.3f}" if ner else \
         f"accuracy {quality['accuracy']:.3f}, macro-F1 {quality['macro_f1']:.3f}"
     log.info("task '%s': %s adapted on %d examples in %.2f s; %s on %d test rows", task["name"], strategy,
              len(support), predictor.adaptation_seconds, headline, len(test))
     return _jsonable(metrics), predictions
+
+
+def task_outputs(metrics: Mapping[str, Any], predictions: pd.DataFrame, read_info: Mapping[str, Any]) -> dict[str, Any]:
+    """The files of the task's result folder, saved as one unit (`new_task.<name>.outputs`):
+    metrics, predictions and the quarantined records (file, line, reason, raw) of the task's files."""
+    quarantine = read_info.get("quarantine")
+    quarantine = quarantine if isinstance(quarantine, pd.DataFrame) else quarantine_frame()
+    return {"metrics.json": dict(metrics), "predictions.parquet": predictions, "quarantine.parquet": quarantine}
 
 
 def _learner(task: Mapping[str, Any], meta_learner: Any, pretrained_backbone: Any) -> Any:
@@ -201,4 +275,4 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["adapt_task", "draw_support", "read_task", "task_settings"]
+__all__ = ["adapt_task", "draw_support", "read_task", "task_outputs", "task_settings"]

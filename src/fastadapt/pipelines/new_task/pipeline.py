@@ -5,8 +5,8 @@ the task folder `data/01_raw/tasks/<name>/` with `task.shots` examples per class
 entity type for NER) drawn from its train file (all of it when shots is null), evaluates on its
 test file and writes `data/08_reporting/tasks/<name>/metrics.json` and `predictions.parquet`.
 
-The task's datasets are named after `task.name` (`new_task.<name>.raw`, `.metrics`,
-`.predictions`; factories in catalog_new_task.yml), so the pipeline is built from the run's
+The task's datasets are named after `task.name` (`new_task.<name>.raw`, `.outputs`: metrics and
+predictions written as one unit; factories in catalog_new_task.yml), so the pipeline is built from the run's
 parameters, `--params` included (see `fastadapt.hooks`). Without a name it is still registered;
 its first node then stops the run saying how to name the task.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from fastadapt.config import project_parameters
-from fastadapt.pipelines.new_task.nodes import NAME, UNSET, adapt_task, read_task
+from fastadapt.pipelines.new_task.nodes import NAME, UNSET, adapt_task, read_task, task_outputs
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -39,4 +39,6 @@ def create_pipeline(**kwargs) -> Pipeline:
              tags=["cpu", "new_task"]),
         Node(adapt_task, adapt_inputs, [f"{prefix}.metrics", f"{prefix}.predictions"], name="adapt_task_node",
              tags=["cpu" if strategy == "tfidf" else "gpu", "new_task"]),
+        Node(task_outputs, [f"{prefix}.metrics", f"{prefix}.predictions", f"{prefix}.read_info"], f"{prefix}.outputs",
+             name="write_task_outputs_node", tags=["cpu", "new_task"]),
     ])
