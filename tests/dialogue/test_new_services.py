@@ -207,3 +207,77 @@ def test_draws_the_features_pipeline_did_not_make_are_refused(test_rows, turns, 
     with pytest.raises(ConfigError, match=r"no support draws for \(k, seed\) \[\(1, 3\)\]"):
         evaluate_new_services(unseen, hand_draw(unseen, {12, 18, 28}), opening_pairs(turns), tiny_backbone,
                               settings(seeds=[0, 3]), TextFeatures(hashing_embed))
+
+
+# ---- the pipeline's nodes, with the pipeline's real encoder (MiniLM, offline) ----------------------
+
+NODE_PARAMS = {"backbone": "minilm-l6", "neighbours": 5, "top_n": 2, "max_pairs_per_intent": 60, "examples": 10,
+               "batch_size": 16, "device": "cpu", "seed": 0,
+               "new_services": {"strategy": "prototype", "ks": [1], "seeds": [0, 1], "example_k": 1,
+                                "calibration_split": "test", "abstain_below": 0.4}}
+
+
+@pytest.fixture(scope="module")
+def node_outputs(splits, turns):
+    from fastadapt.pipelines.answer_suggestion.nodes import (
+        build_reply_bank,
+        calibrate_abstention,
+        embed_reply_bank,
+        evaluate_unseen_services,
+        suggest_for_test_messages,
+    )
+
+    params = {**NODE_PARAMS, "bank_splits": ["train"]}
+    draws = unseen_class_kshot_sets(splits, [1], [0, 1], "service")
+    bank = build_reply_bank(turns, params)
+    classifier = TfidfLogisticRegression().fit(bank["user_text"].tolist(), bank["intent"].tolist())
+    examples = suggest_for_test_messages(classifier, bank, embed_reply_bank(bank, params), splits, turns, draws, params)
+    metrics, predictions = evaluate_unseen_services(turns, splits, draws, params)
+    return {"draws": draws, "examples": examples, "metrics": metrics, "predictions": predictions,
+            "calibration": calibrate_abstention(turns, splits, params)}
+
+
+def test_examples_go_to_the_suggester_of_their_service(node_outputs, splits):
+    draw = node_outputs["draws"]
+    support = set(draw.loc[(draw["k"] == 1) & (draw["seed"] == 0) & (draw["role"] == "support"), "row_id"])
+    support_texts = set(splits.set_index("row_id").loc[sorted(support), "text"])
+    examples = node_outputs["examples"]
+    assert len(examples) == 7 and not support_texts & {e["message"] for e in examples}
+    assert {e["service"] == "Shop_1" for e in examples} == {True, False}  # all 10 - 3 support: both routes
+    for example in examples:
+        if example["service"] == "Shop_1":  # a logged service: the trained classifier, no abstention
+            assert example["suggester"] == "trained on the logged services" and example["abstain_below"] is None
+            assert example["predicted_intent"].startswith("Shop_1.")
+        else:
+            assert example["suggester"].startswith("adapted to the new services (prototype, k=1, seed 0)")
+            assert example["predicted_intent"] in NEW_INTENTS and example["abstain_below"] == 0.4
+            assert example["abstained"] == (example["intent_probability"] < 0.4)
+            assert (example["replies"] == []) if example["abstained"] else len(example["replies"]) >= 1
+
+
+def test_nodes_measure_the_new_services_and_calibrate(node_outputs):
+    metrics, predictions = node_outputs["metrics"], node_outputs["predictions"]
+    assert metrics[["k", "seed"]].values.tolist() == [[1, 0], [1, 1]] and metrics["n_query"].eq(6).all()
+    assert set(predictions["label"]) == set(NEW_INTENTS)  # the seen service Shop_1 is not a new task
+    for (_, seed), rows in predictions.groupby(["k", "seed"]):
+        row = metrics[metrics["seed"] == seed].iloc[0]
+        assert row["accuracy"] == pytest.approx(rows["correct"].mean())
+        assert row["abstention_rate"] == pytest.approx((rows["confidence"] < 0.4).mean())
+    calibration = node_outputs["calibration"]
+    # The calibration split here is the fixture's test split: 4 intents, all its services as new.
+    assert calibration["n_classes"].eq(4).all() and calibration["split"].eq("test").all()
+    assert calibration["coverage"].is_monotonic_decreasing and calibration["coverage"].iloc[0] == 1.0
+
+
+def test_the_report_shows_the_new_service_figures_and_the_threshold(node_outputs):
+    from fastadapt.pipelines.reporting.nodes import summary_report
+
+    report = summary_report("test", answer_suggestions=node_outputs["examples"],
+                            new_service_metrics=node_outputs["metrics"],
+                            abstention_calibration=node_outputs["calibration"])
+    section = report[report.index("## Answer suggestions"):]
+    assert "Services no training dialogue uses" in section and "abstains under intent probability 0.40" in section
+    accuracy = node_outputs["metrics"]["accuracy"]
+    assert f"{accuracy.mean():.3f} ± {accuracy.std(ddof=1):.3f}" in section
+    assert "measured on the `test` split" in section and "configured 0.40" in section
+    assert section.count("\n- **") == 7
