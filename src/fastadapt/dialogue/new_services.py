@@ -203,7 +203,8 @@ def evaluate_new_services(rows: pd.DataFrame, draws: pd.DataFrame, pairs: pd.Dat
     rows: the split's conversations (row_id, text, label, conversation_id); draws: k, seed,
     row_id, role (support / query), as `fastadapt.tasks.kshot.support_query_sets` makes them;
     pairs: `opening_pairs` of the split's turns. Replies are computed for every query, so the
-    metrics at any threshold follow from the predictions (`threshold_table`).
+    metrics at any threshold follow from the predictions (`threshold_table`). adaptation_seconds
+    is the `adapt()` call alone; for FEATURE_STRATEGIES the support was encoded beforehand.
     """
     missing = sorted({(k, s) for k in settings.ks for s in settings.seeds}
                      - set(map(tuple, draws[["k", "seed"]].drop_duplicates().to_numpy().tolist())))

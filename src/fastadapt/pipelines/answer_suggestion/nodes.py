@@ -42,11 +42,12 @@ def _backbone(params: Mapping[str, Any]):
     return load_backbone(params["backbone"])
 
 
-def _embedder(backbone, params: Mapping[str, Any], normalize: bool = True):
+def _embedder(backbone, params: Mapping[str, Any]):
+    """Unit-length embeddings in the space of the logged reply bank."""
     from fastadapt.models.encoder import embed_texts
 
     return lambda texts: embed_texts(backbone, list(texts), batch_size=int(params["batch_size"]),
-                                     device=params["device"], normalize=normalize, progress=False)
+                                     device=params["device"], progress=False)
 
 
 def _features(backbone, params: Mapping[str, Any], settings: NewServiceSettings) -> TextFeatures:
