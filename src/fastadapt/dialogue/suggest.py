@@ -34,7 +34,11 @@ def reply_bank(replies: pd.DataFrame, max_pairs_per_intent: int, seed: int) -> p
 
 @dataclass
 class AnswerSuggester:
-    """Suggests replies; `user_embeddings` / `reply_embeddings` are unit vectors, one per bank row."""
+    """Suggests replies; `user_embeddings` / `reply_embeddings` are unit vectors, one per bank row.
+
+    `abstain_below`: a message whose intent probability is under it gets no replies
+    (`abstained`: True), so an agent is not shown answers the classifier is unsure of.
+    """
 
     classifier: TextClassifier
     embed: Embedder
@@ -42,29 +46,51 @@ class AnswerSuggester:
     user_embeddings: np.ndarray
     reply_embeddings: np.ndarray
     neighbours: int = 20
+    abstain_below: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Plain arrays of the bank, looked up per message (pandas indexing there costs milliseconds).
+        self._intents = self.bank["intent"].astype(str).to_numpy()
+        self._agent = self.bank["agent_text"].astype(str).tolist()
+        self._user = self.bank["user_text"].astype(str).tolist()
+        self._keys = [text.casefold() for text in self._agent]
+        self._rows_of = {intent: np.flatnonzero(self._intents == intent) for intent in np.unique(self._intents)}
 
     def suggest(self, messages: Sequence[str], top_n: int = 3) -> list[dict]:
         """For each message: the predicted intent, its probability and up to `top_n` replies."""
-        intents = self.classifier.predict(messages)
-        probabilities = self.classifier.predict_proba(messages)
-        classes = list(self.classifier.classes_)
-        message_vectors = self.embed(messages)
+        return self.suggest_scored(messages, self.classifier.predict_proba(messages), self.embed(messages), top_n)
+
+    def suggest_scored(
+        self, messages: Sequence[str], probabilities: np.ndarray, message_vectors: np.ndarray, top_n: int = 3
+    ) -> list[dict]:
+        """`suggest` from class probabilities and unit message vectors computed beforehand.
+
+        An evaluation that already holds both (features cached once for many support draws)
+        suggests without encoding the messages again.
+        """
+        classes = np.asarray(list(self.classifier.classes_), dtype=object)
+        best = np.asarray(probabilities).argmax(axis=1)
         suggestions = []
         for i, message in enumerate(messages):
-            intent = str(intents[i])
+            probability = float(probabilities[i][best[i]])
+            abstained = probability < self.abstain_below
+            rows = [] if abstained else self.reply_rows(str(classes[best[i]]), message_vectors[i], top_n)
             suggestions.append(
                 {
                     "message": message,
-                    "predicted_intent": intent,
-                    "intent_probability": float(probabilities[i][classes.index(intent)]),
-                    "replies": self._replies_for(intent, message_vectors[i], top_n),
+                    "predicted_intent": str(classes[best[i]]),
+                    "intent_probability": probability,
+                    "abstained": bool(abstained),
+                    "replies": [self._reply(position, score) for position, score in rows],
+                    "reply_intents": [str(self._intents[position]) for position, _ in rows],
                 }
             )
         return suggestions
 
-    def _replies_for(self, intent: str, message_vector: np.ndarray, top_n: int) -> list[dict]:
-        candidates = np.flatnonzero(self.bank["intent"].to_numpy() == intent)
-        if candidates.size == 0:
+    def reply_rows(self, intent: str, message_vector: np.ndarray, top_n: int) -> list[tuple[int, float]]:
+        """(bank position, representativeness) of up to `top_n` distinct replies of `intent`, best first."""
+        candidates = self._rows_of.get(intent)
+        if candidates is None:
             return []
         similarity = self.user_embeddings[candidates] @ message_vector
         nearest = candidates[np.argsort(-similarity, kind="stable")[: self.neighbours]]
@@ -72,15 +98,18 @@ class AnswerSuggester:
         centrality = (replies @ replies.T).mean(axis=1)
         ranked, seen = [], set()
         for position in np.argsort(-centrality, kind="stable"):
-            text = str(self.bank["agent_text"].iloc[nearest[position]])
-            if text.casefold() in seen:
+            text = self._keys[nearest[position]]
+            if text in seen:
                 continue
-            seen.add(text.casefold())
-            ranked.append({
-                "reply": text,
-                "representativeness": float(centrality[position]),
-                "similar_request": str(self.bank["user_text"].iloc[nearest[position]]),
-            })
+            seen.add(text)
+            ranked.append((int(nearest[position]), float(centrality[position])))
             if len(ranked) == top_n:
                 break
         return ranked
+
+    def _reply(self, position: int, representativeness: float) -> dict:
+        return {
+            "reply": self._agent[position],
+            "representativeness": representativeness,
+            "similar_request": self._user[position],
+        }

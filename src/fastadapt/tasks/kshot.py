@@ -203,14 +203,22 @@ def unseen_class_kshot_sets(
     unseen = unseen_class_rows(splits, group_column)
     if unseen.empty:
         raise KShotError("no test rows of classes unseen in training: nothing to draw unseen-class k-shot sets from")
+    return support_query_sets(unseen, ks, seeds)
+
+
+def support_query_sets(rows: pd.DataFrame, ks: Iterable[int], seeds: Iterable[int]) -> pd.DataFrame:
+    """Every row of `rows` as `support` (drawn as section 2 draws, per k and seed) or `query`.
+
+    Columns k, seed, row_id, label, role: a new task made of `rows`, support left out of the query.
+    """
     seeds = list(seeds)
     frames = []
     for k in ks:
         for seed in seeds:
-            support = set(draw_kshot(unseen, k, seed))
-            roles = np.where(unseen["row_id"].isin(support), "support", "query")
+            support = set(draw_kshot(rows, k, seed))
+            roles = np.where(rows["row_id"].isin(support), "support", "query")
             frames.append(
-                pd.DataFrame({"k": int(k), "seed": int(seed), "row_id": unseen["row_id"].to_numpy(),
-                              "label": unseen["label"].astype(str).to_numpy(), "role": roles})
+                pd.DataFrame({"k": int(k), "seed": int(seed), "row_id": rows["row_id"].to_numpy(),
+                              "label": rows["label"].astype(str).to_numpy(), "role": roles})
             )
     return pd.concat(frames, ignore_index=True)

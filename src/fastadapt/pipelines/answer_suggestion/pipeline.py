@@ -8,7 +8,9 @@ from fastadapt.config import project_parameters
 from fastadapt.dialogue.serving import log_suggester_node
 from fastadapt.pipelines.answer_suggestion.nodes import (
     build_reply_bank,
+    calibrate_abstention,
     embed_reply_bank,
+    evaluate_unseen_services,
     suggest_for_test_messages,
 )
 
@@ -25,10 +27,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                  name="build_reply_bank_node", tags=["cpu"]),
             Node(embed_reply_bank, ["reply_bank", "params:answer_suggestion"], "reply_bank_embeddings",
                  name="embed_reply_bank_node", tags=["gpu"]),
+            Node(calibrate_abstention, ["dialogue_turns", f"{domain}.splits", "params:answer_suggestion"],
+                 "abstention_calibration", name="calibrate_abstention_node", tags=["gpu"]),
+            Node(
+                evaluate_unseen_services,
+                ["dialogue_turns", f"{domain}.splits", f"{domain}.unseen_kshot_sets", "params:answer_suggestion"],
+                ["new_service_metrics", "new_service_predictions"],
+                name="evaluate_unseen_services_node",
+                tags=["gpu"],
+            ),
             Node(
                 suggest_for_test_messages,
                 [f"{domain}.model.{model}", "reply_bank", "reply_bank_embeddings", f"{domain}.splits",
-                 "params:answer_suggestion"],
+                 "dialogue_turns", f"{domain}.unseen_kshot_sets", "params:answer_suggestion"],
                 "answer_suggestions",
                 name="suggest_answers_node",
                 tags=["gpu"],

@@ -98,14 +98,51 @@ def _mean_sd(frame: pd.DataFrame, metric: str) -> pd.Series:
     return frame.apply(lambda r: f"{r[metric + '_mean']:.3f} ± {r[metric + '_std']:.3f}", axis=1)
 
 
-def _suggestion_lines(suggestions: list[dict]) -> list[str]:
+def _new_service_lines(metrics: pd.DataFrame, calibration: pd.DataFrame | None) -> list[str]:
+    """Figures of the suggester adapted to services no training dialogue uses, and the
+    calibration-split measurement its abstention threshold was chosen from."""
+    threshold = float(metrics["abstain_below"].iloc[0])
+    figures = ["accuracy", "abstention_rate", "answered_accuracy", "reply_gold_rate"]
+    summary = summarise_runs(metrics, ["k"], figures)
+    for figure in figures:
+        summary[figure] = _mean_sd(summary, figure)
+    summary = summary.merge(metrics.groupby("k", as_index=False)[["n_classes", "n_support", "n_query"]].first(), on="k")
+    lines = [f"### Services no training dialogue uses (PROTOCOL.md section 5): adapted from k conversations per intent",
+             "", "The suggester adapts (`fastadapt.adapt.adapt`) from k labelled test conversations per intent of "
+             "the unseen services (section 2 draws; those conversations are left out of the query) and abstains "
+             f"under intent probability {threshold:.2f}. accuracy: predicted intent is the gold one (all queries); "
+             "reply_gold_rate: share of all queries that get replies, all from pairs of the gold intent "
+             "(an abstention counts as no). Mean ± sd over seeds.", ""]
+    lines += [markdown_table(summary[["k", *figures, "n_runs", "n_classes", "n_support", "n_query"]]), ""]
+    if calibration is not None and len(calibration):
+        split = str(calibration["split"].iloc[0])
+        mean_utility = calibration.groupby("abstain_below")["utility"].mean()
+        shown = calibration[calibration["abstain_below"].round(2).isin(
+            {round(threshold, 2), 0.0, 0.3, 0.6, round(float(mean_utility.idxmax()), 2)})]
+        lines += [f"Abstention threshold measured on the `{split}` split (every service treated as new, "
+                  f"{int(calibration['n_classes'].iloc[0])} intents), not on the test services. utility: right "
+                  "minus 2 × wrong answers per message; highest mean utility over k at "
+                  f"{float(mean_utility.idxmax()):.2f}; configured {threshold:.2f}.", ""]
+        lines += [markdown_table(shown[["k", "abstain_below", "coverage", "answered_accuracy", "wrong_answer_rate",
+                                        "utility"]]), ""]
+    return lines
+
+
+def _suggestion_lines(suggestions: list[dict], metrics: pd.DataFrame | None = None,
+                      calibration: pd.DataFrame | None = None) -> list[str]:
     lines = ["## Answer suggestions for real test messages (dialogue logs)", "",
              "Predicted intent, then the most representative agent replies that followed the nearest "
-             "similar requests of that intent in the training logs.", ""]
+             "similar requests of that intent: in the training logs for a logged service, in the support "
+             "conversations for a new one.", ""]
+    if metrics is not None and len(metrics):
+        lines += _new_service_lines(metrics, calibration)
+        lines += ["### Examples", ""]
     for item in suggestions:
         verdict = "correct" if item["predicted_intent"] == item.get("gold_intent") else f"gold: {item.get('gold_intent')}"
+        source = f"; {item['suggester']}" if item.get("suggester") else ""
+        abstained = "; **abstained**, no replies" if item.get("abstained") else ""
         lines += [f"- **{item['message']}** → `{item['predicted_intent']}` "
-                  f"(p = {item['intent_probability']:.2f}; {verdict})"]
+                  f"(p = {item['intent_probability']:.2f}; {verdict}{source}{abstained})"]
         lines += [f"  - {reply['reply']}" for reply in item["replies"]]
     return lines + [""]
 
@@ -114,7 +151,8 @@ def summary_report(environment: str, **inputs: Any) -> str:
     """The report a person reads first: data accounting, then every model's figures.
 
     Inputs are named `accounting__<domain>`, `stream_accounting`, `dialogue_accounting`, `metrics__<domain>__<model>`,
-    `curves__<domain>`, `unseen__<domain>__<model>`, `answer_suggestions` and `episodes`.
+    `curves__<domain>`, `unseen__<domain>__<model>`, `answer_suggestions`, `new_service_metrics`,
+    `abstention_calibration` and `episodes`.
     """
     accountings = {k.split("__", 1)[1]: v for k, v in inputs.items() if k.startswith("accounting__")}
     stream = inputs.get("stream_accounting")
@@ -162,7 +200,8 @@ def summary_report(environment: str, **inputs: Any) -> str:
 
     suggestions = inputs.get("answer_suggestions")
     if suggestions:
-        lines += _suggestion_lines(suggestions)
+        lines += _suggestion_lines(suggestions, inputs.get("new_service_metrics"),
+                                   inputs.get("abstention_calibration"))
 
     episodes = inputs.get("episodes")
     if episodes is not None and len(episodes):

@@ -40,6 +40,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         summary_inputs["dialogue_accounting"] = "dialogue_accounting"
         if parameters.get("answer_suggestion", {}).get("domain") in parameters["domains"]:
             summary_inputs["answer_suggestions"] = "answer_suggestions"
+            summary_inputs["new_service_metrics"] = "new_service_metrics"
+            summary_inputs["abstention_calibration"] = "abstention_calibration"
     for domain, config in domain_configs(parameters).items():
         summary_inputs[f"accounting__{domain}"] = f"{domain}.ingestion_accounting"
         for model in models.get(config.kind, []):
