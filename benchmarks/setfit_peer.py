@@ -253,11 +253,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--output", type=Path, default=REPORT)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    import datasets
     from setfit import logging as setfit_logging  # importing setfit sets its own logging to INFO
     from transformers.utils import logging as hf_logging
 
     setfit_logging.set_verbosity(logging.WARNING)
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
     from fastadapt.config import project_parameters
     from fastadapt.models.backbones import minilm_path
 
