@@ -187,7 +187,7 @@ def compare(supports: Mapping[int, pd.DataFrame], test: pd.DataFrame, learner: A
 
 def ratios(results: pd.DataFrame) -> pd.DataFrame:
     """Each of our arms against SetFit on the same draws: accuracy difference in points (mean of
-    the per-draw differences, and its range) and speed ratio (SetFit seconds / ours, means)."""
+    the per-draw differences, and the lowest) and speed ratio (SetFit seconds / ours, means)."""
     setfit = results[results["method"] == SETFIT].set_index("seed")
     rows = []
     for method, ours in results[results["method"] != SETFIT].groupby("method", sort=False):
@@ -299,7 +299,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
     }
     for name, value in setting.items():
         print(f"{name}: {value}")
+    started = time.perf_counter()
     results = compare(supports, test, learner, arms, setfit_model, recipe)
+    setting["run"] = f"{time.perf_counter() - started:,.0f} s in all" + (
+        f", load average at the end {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "")
     text = report(results, setting)
     write_atomically(args.output, text)
     print()
