@@ -165,7 +165,8 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=2000, help="headlines sampled from the pool")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=64, help="truncation for all; the max-length Trainer pads to it")
+    parser.add_argument("--max-length", type=int, default=64,
+                        help="truncation for all; the max-length Trainer pads to it")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each trainer")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")

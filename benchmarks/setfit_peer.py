@@ -104,7 +104,8 @@ def our_arms(parameters: Mapping[str, Any], names: Sequence[str] | None = None) 
         sys.exit("--strategies: 'tfidf' trains no encoder; this benchmark compares encoder strategies with SetFit")
     arms = []
     for name in names:
-        roles = [role for role, is_it in (("our default", name == default), ("our fastest", name == "prototype")) if is_it]
+        roles = [role for role, is_it in (("our default", name == default), ("our fastest", name == "prototype"))
+                 if is_it]
         label = f"{name} ({' and '.join(roles)})" if roles else name
         arms.append(Arm(label, name, dict(strategies.get(name) or {})))
     return arms
@@ -198,13 +199,12 @@ def ratios(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for method, ours in results[results["method"] != SETFIT].groupby("method", sort=False):
         ours = ours.set_index("seed")
-        points = 100 * (ours["accuracy"] - setfit.loc[ours.index, "accuracy"])
-        rows.append({"ours": method, "accuracy": ours["accuracy"].mean(),
-                     "SetFit accuracy": setfit.loc[ours.index, "accuracy"].mean(),
-                     "accuracy difference (points)": points.mean(),
-                     "lowest difference (points)": points.min(),
-                     "seconds": ours["seconds"].mean(), "SetFit seconds": setfit.loc[ours.index, "seconds"].mean(),
-                     "speed ratio (SetFit s / ours)": setfit.loc[ours.index, "seconds"].mean() / ours["seconds"].mean()})
+        peer = setfit.loc[ours.index]
+        points = 100 * (ours["accuracy"] - peer["accuracy"])
+        rows.append({"ours": method, "accuracy": ours["accuracy"].mean(), "SetFit accuracy": peer["accuracy"].mean(),
+                     "accuracy difference (points)": points.mean(), "lowest difference (points)": points.min(),
+                     "seconds": ours["seconds"].mean(), "SetFit seconds": peer["seconds"].mean(),
+                     "speed ratio (SetFit s / ours)": peer["seconds"].mean() / ours["seconds"].mean()})
     return pd.DataFrame(rows)
 
 
@@ -229,8 +229,8 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def machine(threads: int) -> str:
-    import setfit
     import sentence_transformers
+    import setfit
     import transformers
 
     device = f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
@@ -288,8 +288,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     first = next(iter(supports.values()))
     note = "" if recipe.num_iterations == RECIPE_ITERATIONS else \
         f" (README recipe: {RECIPE_ITERATIONS}; fewer pairs here, so SetFit trains less than its recipe)"
+    shown_path = splits_path.relative_to(ROOT) if splits_path.is_relative_to(ROOT) else splits_path
     setting = {
-        "data": f"`{args.domain}` ({splits_path.relative_to(ROOT) if splits_path.is_relative_to(ROOT) else splits_path}), "
+        "data": f"`{args.domain}` ({shown_path}), "
                 f"k={args.k} per class ({len(first)} texts, {first['label'].nunique()} classes), "
                 f"PROTOCOL.md section 2 draws of seeds {', '.join(map(str, args.seeds))}",
         "test": f"{len(test)} rows" + (" (the whole test split)" if len(test) == n_test else
