@@ -1,18 +1,23 @@
-"""Pretraining throughput: our trainer vs a plain Hugging Face `Trainer`, in one run.
+"""Pretraining throughput: our trainer vs the Hugging Face `Trainer`, in one run.
 
-Both train the masked-LM objective of minilm-l6 (all-MiniLM-L6-v2 with a fresh MLM head) on the
+All train the masked-LM objective of minilm-l6 (all-MiniLM-L6-v2 with a fresh MLM head) on the
 same short texts (headlines from the unlabelled pool), with the same batch size, number of steps,
 learning rate, fused AdamW (the Trainer's default), clipping and masking probability. The
 difference is how batches are made:
 
 - ours: `fastadapt.pretraining` + `fastadapt.models.training.train_model`: length-bucketed
   batches padded to their own longest text, the MLM head computed on the masked tokens only;
-- Hugging Face: `BertForMaskedLM` + `Trainer` + `DataCollatorForLanguageModeling` on texts
-  tokenised with `padding="max_length"` (the run_mlm.py recipe with pad_to_max_length).
+- Hugging Face as its docs advise (the peer of PROTOCOL.md section 7): `BertForMaskedLM` +
+  `Trainer` + `DataCollatorForLanguageModeling` on unpadded texts, so that the collator pads each
+  batch to its own longest text (dynamic padding), with batches of similar lengths
+  (`group_by_length`; in transformers 5.x `TrainingArguments(train_sampling_strategy="group_by_length")`);
+- Hugging Face padding to max length, shown beside it: the same on texts tokenised with
+  `padding="max_length"` (the run_mlm.py recipe with pad_to_max_length).
 
 The figure is non-padding tokens per second, timed from the end of step 1 to the end of the last
-step (step 1 pays one-time costs in both). Runs alternate (ours, theirs, ours, theirs...) so that
-a machine shared with other work slows both alike; the ratio of the medians is reported.
+step (step 1 pays one-time costs in all). Runs alternate (ours, Trainer dynamic, Trainer
+max-length, ours...) so that a machine shared with other work slows all alike; the ratios of the
+medians are reported, ours over each Trainer configuration.
 
     python benchmarks/pretraining_throughput.py            # 2 rounds, 20 steps, batch 32
     python benchmarks/pretraining_throughput.py --steps 10 --rounds 1 --max-length 128
@@ -55,7 +60,7 @@ class CountingBatches:
     """Our batch source, counting the non-padding tokens of each batch it hands out."""
 
     def __init__(self, batches) -> None:
-        self.batches, self.tokens = batches, []
+        self.batches, self.tokens, self.positions = batches, [], []
 
     def num_batches(self, epoch: int) -> int:
         return self.batches.num_batches(epoch)
@@ -63,6 +68,7 @@ class CountingBatches:
     def batch(self, epoch: int, index: int):
         batch = self.batches.batch(epoch, index)
         self.tokens.append(int(batch["attention_mask"].sum()))
+        self.positions.append(int(batch["attention_mask"].numel()))
         return batch
 
 
@@ -88,10 +94,15 @@ def run_ours(texts: list[str], args) -> dict:
     seconds = result.history["seconds"].to_numpy()
     tokens = counting.tokens[1:args.steps]
     return {"tokens_per_second": sum(tokens) / (seconds[-1] - seconds[0]),
+            "positions_per_token": sum(counting.positions[1:args.steps]) / sum(tokens),
             "final_loss": float(result.history["loss"].iloc[-1])}
 
 
-def run_hugging_face(texts: list[str], args) -> dict:
+# The Trainer configurations: the one its docs advise, and padding every text to max_length.
+HF_DYNAMIC, HF_MAX_LENGTH = "dynamic padding, group_by_length", "padding=max_length"
+
+
+def run_hugging_face(texts: list[str], args, configuration: str) -> dict:
     from transformers import (
         AutoTokenizer,
         BertForMaskedLM,
@@ -104,17 +115,21 @@ def run_hugging_face(texts: list[str], args) -> dict:
     from fastadapt.models.backbones import minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
-    encoded = tokenizer(texts, truncation=True, max_length=args.max_length, padding="max_length")
+    dynamic = configuration == HF_DYNAMIC  # else padding to max length
+    encoded = tokenizer(texts, truncation=True, max_length=args.max_length,
+                        padding=False if dynamic else "max_length")
     dataset = [{"input_ids": ids, "attention_mask": mask}
                for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
     torch.manual_seed(args.seed)
     model = BertForMaskedLM.from_pretrained(minilm_path(), local_files_only=True)
     collator = DataCollatorForLanguageModeling(tokenizer, mlm=True, mlm_probability=0.15, seed=args.seed)
     tokens: list[int] = []
+    positions: list[int] = []
 
     def counting_collator(features):
         batch = collator(features)
         tokens.append(int(batch["attention_mask"].sum()))
+        positions.append(int(batch["attention_mask"].numel()))
         return batch
 
     stamps: list[float] = []
@@ -133,11 +148,15 @@ def run_hugging_face(texts: list[str], args) -> dict:
             lr_scheduler_type="linear", logging_strategy="no", save_strategy="no", eval_strategy="no",
             report_to="none", disable_tqdm=True, seed=args.seed, dataloader_num_workers=0,
             use_cpu=not cuda, bf16=cuda and torch.cuda.is_bf16_supported(),
+            train_sampling_strategy="group_by_length" if dynamic else "random",
         )
-        trainer = Trainer(model=model, args=training_args, train_dataset=dataset,
+        # The tokenizer as processing_class: the collator pads with it, the length sampler reads
+        # its model input name.
+        trainer = Trainer(model=model, args=training_args, train_dataset=dataset, processing_class=tokenizer,
                           data_collator=counting_collator, callbacks=[StepClock()])
         output = trainer.train()
     return {"tokens_per_second": sum(tokens[1:args.steps]) / (stamps[args.steps - 1] - stamps[0]),
+            "positions_per_token": sum(positions[1:args.steps]) / sum(tokens[1:args.steps]),
             "final_loss": float(output.training_loss)}
 
 
@@ -146,7 +165,8 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=2000, help="headlines sampled from the pool")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-length", type=int, default=64, help="truncation for both; HF pads to it")
+    parser.add_argument("--max-length", type=int, default=64,
+                        help="truncation for all; the max-length Trainer pads to it")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each trainer")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -173,17 +193,27 @@ def main() -> None:
           + (f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""))
     print(f"data: {len(texts)} headlines, {np.mean(lengths):.1f} tokens on average (max {max(lengths)}), "
           f"max_length {args.max_length}, batch {args.batch_size}, {args.steps} steps, masked-LM, minilm-l6")
-    ours, theirs = [], []
+    peers = (HF_DYNAMIC, HF_MAX_LENGTH)
+    ours, theirs = [], {peer: [] for peer in peers}
     for round_ in range(args.rounds):
-        ours.append(run_ours(texts, args)["tokens_per_second"])
-        theirs.append(run_hugging_face(texts, args)["tokens_per_second"])
-        print(f"round {round_ + 1}: ours {ours[-1]:,.0f} tok/s, Hugging Face Trainer {theirs[-1]:,.0f} tok/s, "
-              f"ratio {ours[-1] / theirs[-1]:.2f}x")
-    ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
-    print(f"non-padding tokens/s (median of {args.rounds}): ours {ours_median:,.0f}, "
-          f"Hugging Face Trainer (padding=max_length) {theirs_median:,.0f}")
-    print(f"ratio: {ours_median / theirs_median:.2f}x")
+        ours.append(run_ours(texts, args))
+        for peer in peers:
+            theirs[peer].append(run_hugging_face(texts, args, peer))
+        speed = ours[-1]["tokens_per_second"]
+        print(f"round {round_ + 1}: ours {speed:,.0f} tok/s; "
+              + "; ".join(f"Hugging Face Trainer ({peer}) {runs[-1]['tokens_per_second']:,.0f} tok/s, ratio "
+                          f"{speed / runs[-1]['tokens_per_second']:.2f}x" for peer, runs in theirs.items()), flush=True)
 
+    def median(runs: list[dict], key: str = "tokens_per_second") -> float:
+        return statistics.median(run[key] for run in runs)
+
+    ours_median = median(ours)
+    print(f"non-padding tokens/s (median of {args.rounds}), and positions computed per non-padding token:")
+    print(f"  ours: {ours_median:,.0f} tok/s, {median(ours, 'positions_per_token'):.2f} positions/token")
+    for peer, runs in theirs.items():
+        print(f"  Hugging Face Trainer ({peer}): {median(runs):,.0f} tok/s, "
+              f"{median(runs, 'positions_per_token'):.2f} positions/token; ratio ours / it: "
+              f"{ours_median / median(runs):.2f}x")
 
 if __name__ == "__main__":
     main()
