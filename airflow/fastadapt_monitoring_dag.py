@@ -53,7 +53,7 @@ def fastadapt_monitoring():
     def monitoring_extract_entities_node():
         return kedro_command(["monitoring.extract_entities_node"])
 
-    @task.bash(task_id="monitoring-score-sentiment-node", pool="default_pool",
+    @task.bash(task_id="monitoring-score-sentiment-node", pool="gpu",
                cwd=str(project_path))
     def monitoring_score_sentiment_node():
         return kedro_command(["monitoring.score_sentiment_node"])

@@ -63,12 +63,12 @@ def fastadapt_retraining():
     def retraining_finance_sentiment_seed_champion_node():
         return kedro_command(["retraining.finance_sentiment.seed_champion_node"])
 
-    @task.bash(task_id="retraining-finance-sentiment-fit-challenger-node", pool="default_pool",
+    @task.bash(task_id="retraining-finance-sentiment-fit-challenger-node", pool="gpu",
                cwd=str(project_path))
     def retraining_finance_sentiment_fit_challenger_node():
         return kedro_command(["retraining.finance_sentiment.fit_challenger_node"])
 
-    @task.bash(task_id="retraining-finance-sentiment-decide-node", pool="default_pool",
+    @task.bash(task_id="retraining-finance-sentiment-decide-node", pool="gpu",
                cwd=str(project_path))
     def retraining_finance_sentiment_decide_node():
         return kedro_command(["retraining.finance_sentiment.decide_node"])

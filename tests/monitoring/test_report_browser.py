@@ -74,9 +74,12 @@ def report_html() -> str:
     check = check_on_labelled(stream, MONITORING)
     stats = {"n_items": len(stream), "model": "TfidfLogisticRegression", "seconds": 0.5, "items_per_second": 168.0,
              "labels": ["negative", "neutral", "positive"], "negative_label": "negative",
-             "model_dataset": "finance_sentiment.champion", "registry_version": "3"}
+             "model_dataset": "finance_sentiment.champion",
+             "registered_model": {"name": "finance_sentiment", "version": "3", "aliases": ["champion"],
+                                  "model_class": "fastadapt.models.baselines.TfidfLogisticRegression"}}
     html, figures = write_report(stream, daily, alerts, drift, check, stats, MONITORING)
     assert figures, "the hand-made stream must raise an alert (so the report has timelines)"
+    assert "finance_sentiment v3" in html  # the registered version that scored
     return html
 
 

@@ -160,6 +160,14 @@ def _drift_section(drift: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def _date_range(check: Mapping[str, Any]) -> str:
+    start, end = check.get("date_from"), check.get("date_until")
+    if start is None and end is None:
+        return ""
+    return (f", dated from {_e(start or 'the start')} to before {_e(end or 'the end')}: the range the "
+            f"sentiment model was not trained on")
+
+
 def _check_section(check: Mapping[str, Any]) -> str:
     if not check or check.get("status") != "checked":
         return f"<p>{_e((check or {}).get('reason', 'The labelled check did not run.'))}</p>"
@@ -182,7 +190,7 @@ def _check_section(check: Mapping[str, Any]) -> str:
     ]
     intro = (
         f"<p>On {_num(check.get('n_items'))} labelled {_e(check.get('source'))} posts ({_num(check.get('n_entities'))} "
-        f"tickers), the surge test was run once on the gold labels and once on the model's labels; a predicted "
+        f"tickers{_date_range(check)}), the surge test was run once on the gold labels and once on the model's labels; a predicted "
         f"surge day within {check.get('tolerance_days')} day(s) of a gold one of the same ticker is a hit "
         f"(PROTOCOL.md section 6). The control shows how many alerts the test raises when the labels carry no "
         f"time structure.</p>"
@@ -276,6 +284,15 @@ def render_report(
     config_rows = [[_e(k), _e(v)] for k, v in asdict(surge).items()]
     model = scoring_stats.get("model_dataset") or scoring_stats.get("model")
     shown = alerts.head(max_rows)
+    registered = scoring_stats.get("registered_model") or {}
+    if registered.get("version"):
+        aliases = ", ".join(registered.get("aliases") or []) or "no alias now"
+        cards.insert(0, f'<div class="card" id="scoring-model"><b>{_e(registered["name"])} v{_e(registered["version"])}</b>'
+                        f"the registered model version that scored the stream ({_e(aliases)}; "
+                        f"{_e(registered.get('model_class') or scoring_stats.get('model'))})</div>")
+    else:
+        cards.insert(0, f'<div class="card" id="scoring-model"><b>{_e(model)}</b>the catalog model that scored the '
+                        f"stream (not from the Model Registry)</div>")
     body = f"""
 <h1>Monitoring report{f" — {_e(last_day.date())}" if last_day is not None else ""}</h1>
 <p class="meta">Generated {_e(generated)} · model <code>{_e(model)}</code> ({_e(scoring_stats.get("model"))},
