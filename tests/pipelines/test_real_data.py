@@ -130,3 +130,11 @@ def test_summary_written(real_run):
         assert domain in summary
     assert "config environment: `base`" in summary
     print(f"real data: default pipeline took {real_run['seconds']:.1f} s")
+
+
+def test_the_default_run_registers_the_first_champions(real_run):
+    """A fresh project's registry gets its champions in `kedro run`, so monitoring can score with one."""
+    log = real_run["data"] / "08_reporting" / "retraining" / "decisions.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert sorted((r["name"], r["action"], str(r["champion_version_after"])) for r in records) == [
+        ("customer_intent", "first_champion", "1"), ("finance_sentiment", "first_champion", "1")]
