@@ -21,7 +21,10 @@ def register_pipelines() -> dict[str, Pipeline]:
     if all(name in pipelines for name in DEFAULT_PIPELINES):
         default = sum((pipelines[name] for name in DEFAULT_PIPELINES), Pipeline([]))
         if "retraining" in pipelines:
-            seeds = [n for n in pipelines["retraining"].nodes if n.name.rsplit(".", 1)[-1] in DEFAULT_EXTRA_NODES]
+            # Only for registered models whose current model and splits the chain makes.
+            made = default.all_outputs()
+            seeds = [n for n in pipelines["retraining"].nodes if n.name.rsplit(".", 1)[-1] in DEFAULT_EXTRA_NODES
+                     and all(i.startswith("params:") or i in made for i in n.inputs)]
             default += Pipeline(seeds)
         pipelines["__default__"] = default
     return pipelines
