@@ -7,30 +7,26 @@ airflow/dag_template.j2); do not edit by hand. Tasks of nodes tagged `gpu` run i
 
 from __future__ import annotations
 
+import os
+import shlex
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import dag, task
 
-from kedro.framework.session import KedroSession
-from kedro.framework.project import configure_project
-
-# Kedro settings required to run your pipeline
+# Each task runs `kedro run --nodes <node>` in the project's own virtual environment: Airflow 3
+# cannot share the project's pins (it downgrades FastAPI), so it only schedules. FASTADAPT_PROJECT
+# is the project root (default: the folder above this file, links resolved); FASTADAPT_KEDRO its
+# kedro executable (default: <project>/.venv/bin/kedro).
 env = "local"
 pipeline_name = "monitoring"
-project_path = Path.cwd()
-package_name = "fastadapt"
-conf_source = "" or Path.cwd() / "conf"
+project_path = Path(os.environ.get("FASTADAPT_PROJECT", Path(__file__).resolve().parents[1]))
+kedro = os.environ.get("FASTADAPT_KEDRO", str(project_path / ".venv" / "bin" / "kedro"))
 
 
-def _run_kedro_node(node_names=None, namespaces=None):
-    """Run a Kedro pipeline slice. Pass node_names for regular node groups or namespaces for namespace groups."""
-    configure_project(package_name)
-    with KedroSession.create(project_path=project_path, env=env, conf_source=conf_source) as session:
-        if namespaces is not None:
-            session.run(pipeline_names=[pipeline_name], namespaces=namespaces)
-        else:
-            session.run(pipeline_names=[pipeline_name], node_names=node_names)
+def kedro_command(node_names: list[str]) -> str:
+    """The shell command that runs these nodes of the pipeline (one Airflow task)."""
+    return shlex.join([kedro, "run", "--pipeline", pipeline_name, "--env", env, "--nodes", ",".join(node_names)])
 
 
 @dag(
@@ -52,45 +48,55 @@ def _run_kedro_node(node_names=None, namespaces=None):
 )
 def fastadapt_monitoring():
 
-    @task(task_id="monitoring-extract-entities-node", pool="default_pool")
+    @task.bash(task_id="monitoring-extract-entities-node", pool="default_pool",
+               cwd=str(project_path))
     def monitoring_extract_entities_node():
-        _run_kedro_node(node_names=["monitoring.extract_entities_node"])
+        return kedro_command(["monitoring.extract_entities_node"])
 
-    @task(task_id="monitoring-score-sentiment-node", pool="default_pool")
+    @task.bash(task_id="monitoring-score-sentiment-node", pool="gpu",
+               cwd=str(project_path))
     def monitoring_score_sentiment_node():
-        _run_kedro_node(node_names=["monitoring.score_sentiment_node"])
+        return kedro_command(["monitoring.score_sentiment_node"])
 
-    @task(task_id="monitoring-assemble-scored-stream-node", pool="default_pool")
+    @task.bash(task_id="monitoring-assemble-scored-stream-node", pool="default_pool",
+               cwd=str(project_path))
     def monitoring_assemble_scored_stream_node():
-        _run_kedro_node(node_names=["monitoring.assemble_scored_stream_node"])
+        return kedro_command(["monitoring.assemble_scored_stream_node"])
 
-    @task(task_id="monitoring-aggregate-daily-node", pool="default_pool")
+    @task.bash(task_id="monitoring-aggregate-daily-node", pool="default_pool",
+               cwd=str(project_path))
     def monitoring_aggregate_daily_node():
-        _run_kedro_node(node_names=["monitoring.aggregate_daily_node"])
+        return kedro_command(["monitoring.aggregate_daily_node"])
 
-    @task(task_id="monitoring-check-on-labelled-node", pool="default_pool")
+    @task.bash(task_id="monitoring-check-on-labelled-node", pool="default_pool",
+               cwd=str(project_path))
     def monitoring_check_on_labelled_node():
-        _run_kedro_node(node_names=["monitoring.check_on_labelled_node"])
+        return kedro_command(["monitoring.check_on_labelled_node"])
 
-    @task(task_id="monitoring-embed-drift-windows-node", pool="gpu")
+    @task.bash(task_id="monitoring-embed-drift-windows-node", pool="gpu",
+               cwd=str(project_path))
     def monitoring_embed_drift_windows_node():
-        _run_kedro_node(node_names=["monitoring.embed_drift_windows_node"])
+        return kedro_command(["monitoring.embed_drift_windows_node"])
 
-    @task(task_id="monitoring-assess-drift-node", pool="default_pool")
+    @task.bash(task_id="monitoring-assess-drift-node", pool="default_pool",
+               cwd=str(project_path))
     def monitoring_assess_drift_node():
-        _run_kedro_node(node_names=["monitoring.assess_drift_node"])
+        return kedro_command(["monitoring.assess_drift_node"])
 
-    @task(task_id="monitoring-detect-alerts-node", pool="default_pool")
+    @task.bash(task_id="monitoring-detect-alerts-node", pool="default_pool",
+               cwd=str(project_path))
     def monitoring_detect_alerts_node():
-        _run_kedro_node(node_names=["monitoring.detect_alerts_node"])
+        return kedro_command(["monitoring.detect_alerts_node"])
 
-    @task(task_id="monitoring-log-monitoring-metrics-node", pool="default_pool")
+    @task.bash(task_id="monitoring-log-monitoring-metrics-node", pool="default_pool",
+               cwd=str(project_path))
     def monitoring_log_monitoring_metrics_node():
-        _run_kedro_node(node_names=["monitoring.log_monitoring_metrics_node"])
+        return kedro_command(["monitoring.log_monitoring_metrics_node"])
 
-    @task(task_id="monitoring-write-report-node", pool="default_pool")
+    @task.bash(task_id="monitoring-write-report-node", pool="default_pool",
+               cwd=str(project_path))
     def monitoring_write_report_node():
-        _run_kedro_node(node_names=["monitoring.write_report_node"])
+        return kedro_command(["monitoring.write_report_node"])
 
     tasks = {
         "monitoring-extract-entities-node": monitoring_extract_entities_node(),

@@ -7,30 +7,26 @@ airflow/dag_template.j2); do not edit by hand. Tasks of nodes tagged `gpu` run i
 
 from __future__ import annotations
 
+import os
+import shlex
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import dag, task
 
-from kedro.framework.session import KedroSession
-from kedro.framework.project import configure_project
-
-# Kedro settings required to run your pipeline
+# Each task runs `kedro run --nodes <node>` in the project's own virtual environment: Airflow 3
+# cannot share the project's pins (it downgrades FastAPI), so it only schedules. FASTADAPT_PROJECT
+# is the project root (default: the folder above this file, links resolved); FASTADAPT_KEDRO its
+# kedro executable (default: <project>/.venv/bin/kedro).
 env = "local"
 pipeline_name = "retraining"
-project_path = Path.cwd()
-package_name = "fastadapt"
-conf_source = "" or Path.cwd() / "conf"
+project_path = Path(os.environ.get("FASTADAPT_PROJECT", Path(__file__).resolve().parents[1]))
+kedro = os.environ.get("FASTADAPT_KEDRO", str(project_path / ".venv" / "bin" / "kedro"))
 
 
-def _run_kedro_node(node_names=None, namespaces=None):
-    """Run a Kedro pipeline slice. Pass node_names for regular node groups or namespaces for namespace groups."""
-    configure_project(package_name)
-    with KedroSession.create(project_path=project_path, env=env, conf_source=conf_source) as session:
-        if namespaces is not None:
-            session.run(pipeline_names=[pipeline_name], namespaces=namespaces)
-        else:
-            session.run(pipeline_names=[pipeline_name], node_names=node_names)
+def kedro_command(node_names: list[str]) -> str:
+    """The shell command that runs these nodes of the pipeline (one Airflow task)."""
+    return shlex.join([kedro, "run", "--pipeline", pipeline_name, "--env", env, "--nodes", ",".join(node_names)])
 
 
 @dag(
@@ -52,25 +48,30 @@ def _run_kedro_node(node_names=None, namespaces=None):
 )
 def fastadapt_retraining():
 
-    @task(task_id="retraining-customer-intent-seed-champion-node", pool="default_pool")
+    @task.bash(task_id="retraining-customer-intent-seed-champion-node", pool="default_pool",
+               cwd=str(project_path))
     def retraining_customer_intent_seed_champion_node():
-        _run_kedro_node(node_names=["retraining.customer_intent.seed_champion_node"])
+        return kedro_command(["retraining.customer_intent.seed_champion_node"])
 
-    @task(task_id="retraining-finance-sentiment-read-labelled-node", pool="default_pool")
+    @task.bash(task_id="retraining-finance-sentiment-read-labelled-node", pool="default_pool",
+               cwd=str(project_path))
     def retraining_finance_sentiment_read_labelled_node():
-        _run_kedro_node(node_names=["retraining.finance_sentiment.read_labelled_node"])
+        return kedro_command(["retraining.finance_sentiment.read_labelled_node"])
 
-    @task(task_id="retraining-finance-sentiment-seed-champion-node", pool="default_pool")
+    @task.bash(task_id="retraining-finance-sentiment-seed-champion-node", pool="default_pool",
+               cwd=str(project_path))
     def retraining_finance_sentiment_seed_champion_node():
-        _run_kedro_node(node_names=["retraining.finance_sentiment.seed_champion_node"])
+        return kedro_command(["retraining.finance_sentiment.seed_champion_node"])
 
-    @task(task_id="retraining-finance-sentiment-fit-challenger-node", pool="default_pool")
+    @task.bash(task_id="retraining-finance-sentiment-fit-challenger-node", pool="gpu",
+               cwd=str(project_path))
     def retraining_finance_sentiment_fit_challenger_node():
-        _run_kedro_node(node_names=["retraining.finance_sentiment.fit_challenger_node"])
+        return kedro_command(["retraining.finance_sentiment.fit_challenger_node"])
 
-    @task(task_id="retraining-finance-sentiment-decide-node", pool="default_pool")
+    @task.bash(task_id="retraining-finance-sentiment-decide-node", pool="gpu",
+               cwd=str(project_path))
     def retraining_finance_sentiment_decide_node():
-        _run_kedro_node(node_names=["retraining.finance_sentiment.decide_node"])
+        return kedro_command(["retraining.finance_sentiment.decide_node"])
 
     tasks = {
         "retraining-customer-intent-seed-champion-node": retraining_customer_intent_seed_champion_node(),

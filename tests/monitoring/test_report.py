@@ -23,7 +23,7 @@ MONITORING = {
     "drift": {"current_days": 3, "reference_days": 5, "n_permutations": 20},
     "check": {"source": "posts", "entity_column": "ticker", "gold_label_column": "label",
               "gold_negative_label": "bearish"},
-    "report": {"recent_days": 3, "max_timelines": 5},
+    "report": {"recent_days": 3, "max_timelines": 5, "news_sources": ["posts"]},
 }
 
 
@@ -57,6 +57,7 @@ def test_report_with_an_alert_is_escaped_and_complete():
     assert sorted(figures) == ["T_Co.png", "all.png"]  # the entity and the whole stream (__all__)
     assert "T &amp; Co" in html and "<b>T</b>" not in html and "&lt;b&gt;T&lt;/b&gt; falls 12/0" in html
     assert 'id="timeline-T_Co.png"' in html and "Alerts in the last 3 days" in html
+    assert "News alerts (posts): 1</h2>" in html  # T & Co is mentioned; __all__ is not an entity of the news
     metrics = monitoring_metrics({"n_items": len(stream)}, alerts, drift, check)
     assert metrics["alerts"]["value"] == len(alerts) and metrics["check.recall"]["value"] == 1.0
 

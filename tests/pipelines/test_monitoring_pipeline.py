@@ -234,3 +234,49 @@ def test_the_repository_parameters_build_both_pipelines():
     neural = {**retraining["models"]["finance_sentiment"], "challenger": {"kind": "adaptation"}}
     tags = {n.name.rsplit(".", 1)[-1]: n.tags for n in model_retraining("finance_sentiment", neural).nodes}
     assert "gpu" in tags["fit_challenger_node"] and "cpu" in tags["read_labelled_node"]
+
+
+def test_a_promotion_changes_the_model_the_next_monitoring_run_scores_with(project, monitored):
+    """Monitoring scores with `<name>.champion` (models:/tiny_sentiment@champion); the report names
+    the version, and after retraining promotes a challenger the next run scores with that one."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from mlflow import MlflowClient
+
+    out = project / "data" / "08_reporting" / "monitoring"
+    scored_path = project / "data" / "07_model_output" / "monitoring" / "scored_stream.parquet"
+    local = project / "conf" / "local" / "parameters_monitoring.yml"
+    write_yaml(local, {"monitoring": {"model": "tiny_sentiment.champion", "drift": {"embedder": None}}})
+
+    def run(pipeline: str) -> None:
+        with KedroSession.create(project_path=project) as session:
+            session.run(pipeline_names=[pipeline])
+
+    try:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.setenv("KEDRO_PROJECT_PATH", str(project))
+            monkeypatch.chdir(project)
+            bootstrap_project(project)
+            run("retraining")  # registers the champion and a challenger if there is none yet
+            mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+            client = MlflowClient()
+            client.set_registered_model_alias("tiny_sentiment", "champion", "1")  # the weak first champion
+            run("monitoring")
+            before = json.loads((out / "scoring_stats.json").read_text())["registered_model"]
+            assert before["name"] == "tiny_sentiment" and before["version"] == "1" and before["aliases"] == ["champion"]
+            assert "tiny_sentiment v1" in (out / "report.html").read_text()
+            scores_before = pd.read_parquet(scored_path)
+
+            run("retraining")  # the challenger beats version 1 by the margin: promoted
+            promoted = client.get_model_version_by_alias("tiny_sentiment", "champion").version
+            assert promoted != "1"
+            run("monitoring")
+    finally:
+        local.unlink()
+    after = json.loads((out / "scoring_stats.json").read_text())["registered_model"]
+    assert after["version"] == str(promoted) and after["decision"] == "promoted"
+    assert f"tiny_sentiment v{promoted}" in (out / "report.html").read_text()
+    scores_after = pd.read_parquet(scored_path)
+    assert not np.allclose(scores_before["negative_score"], scores_after["negative_score"])
+    metrics = mlflow.search_runs(experiment_names=["fastadapt-test"], order_by=["start_time DESC"])
+    assert metrics["metrics.monitoring.model_version"].dropna().iloc[0] == int(promoted)

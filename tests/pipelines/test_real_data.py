@@ -143,3 +143,11 @@ def test_answer_suggestion_adapts_to_the_unseen_services(real_run):
     assert (means["answered_accuracy"] > means["accuracy"]).all()  # abstention drops the unsure ones
     summary = (real_run["data"] / "08_reporting" / "summary.md").read_text()
     assert "Services no training dialogue uses" in summary
+
+
+def test_the_default_run_registers_the_first_champions(real_run):
+    """A fresh project's registry gets its champions in `kedro run`, so monitoring can score with one."""
+    log = real_run["data"] / "08_reporting" / "retraining" / "decisions.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert sorted((r["name"], r["action"], str(r["champion_version_after"])) for r in records) == [
+        ("customer_intent", "first_champion", "1"), ("finance_sentiment", "first_champion", "1")]

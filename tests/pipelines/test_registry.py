@@ -19,7 +19,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 
 from conftest import REPO_ROOT, make_project
-from fastadapt.pipeline_registry import DEFAULT_PIPELINES
+from fastadapt.pipeline_registry import DEFAULT_EXTRA_NODES, DEFAULT_PIPELINES
 
 # README: `kedro run` is ingestion -> features -> baselines -> evaluation -> reporting.
 CHAIN = ("ingestion", "features", "baselines", "evaluation", "reporting")
@@ -62,7 +62,10 @@ def test_default_is_the_data_to_report_chain(registered):
     assert tuple(name for name in DEFAULT_PIPELINES if name in CHAIN) == CHAIN
     assert DEFAULT_PIPELINES[0] == "ingestion" and DEFAULT_PIPELINES[-1] == "reporting"
     chain = sum((registered[name] for name in DEFAULT_PIPELINES), Pipeline([]))
-    assert {node.name for node in registered["__default__"].nodes} == {node.name for node in chain.nodes}
+    seeds = {node.name for node in registered["retraining"].nodes if node.name.endswith(DEFAULT_EXTRA_NODES)}
+    # A fresh project's first champion is registered by the default run (monitoring scores with it).
+    assert "retraining.finance_sentiment.seed_champion_node" in seeds
+    assert {node.name for node in registered["__default__"].nodes} == {node.name for node in chain.nodes} | seeds
     assert {node.name for node in chain.nodes} >= {
         node.name for name in CHAIN for node in registered[name].nodes
     }

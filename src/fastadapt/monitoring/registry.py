@@ -167,6 +167,27 @@ def load_classifier(name: str, alias_or_version: str = CHAMPION) -> TextClassifi
     return wrapper.classifier
 
 
+def registered_version_of(model: Any) -> dict[str, Any] | None:
+    """Name, version and aliases of the registered version a loaded pyfunc ``model`` came from.
+
+    kedro-mlflow's ``MlflowModelRegistryDataset`` resolves ``models:/<name>@champion`` when it loads
+    and hands over the model only; its MLflow run id (every version here is logged in a run of its
+    own) finds the version, so the report names exactly the version that scored. None for a model
+    that is not a registered pyfunc model (a pickle or a model directory from the catalog).
+    """
+    metadata = getattr(model, "metadata", None)
+    run_id = getattr(metadata, "run_id", None)
+    if not run_id:
+        return None
+    versions = MlflowClient().search_model_versions(f"run_id = '{run_id}'")
+    if len(versions) != 1:
+        return {"run_id": run_id, "name": None, "version": None, "aliases": []}
+    version = MlflowClient().get_model_version(versions[0].name, versions[0].version)  # with its aliases
+    return {"run_id": run_id, "name": version.name, "version": str(version.version),
+            "aliases": sorted(getattr(version, "aliases", []) or []),
+            "decision": version.tags.get(TAG_DECISION), "model_class": version.tags.get("model_class")}
+
+
 def append_decision(path: str | Path | None, record: Mapping[str, Any]) -> None:
     """Append one JSON line to the decision log (folders created; None: no log)."""
     if path is None:
@@ -395,5 +416,6 @@ __all__: Sequence[str] = [
     "log_classifier",
     "model_versions",
     "read_decisions",
+    "registered_version_of",
     "restore_previous_champion",
 ]

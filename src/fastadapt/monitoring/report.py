@@ -121,6 +121,17 @@ def _recent(alerts: pd.DataFrame, last_day: pd.Timestamp | None, days: int) -> p
     return alerts[alerts["window_end"].astype(str) >= first]
 
 
+def news_alerts(alerts: pd.DataFrame, scored_stream: pd.DataFrame, sources: Sequence[str],
+                entity_column: str = "entities") -> pd.DataFrame:
+    """The alerts of entities that headlines from the news `sources` mention (not `__all__`)."""
+    if alerts.empty or not sources or "source" not in scored_stream.columns \
+            or entity_column not in scored_stream.columns:
+        return alerts.iloc[:0]
+    news = scored_stream[scored_stream["source"].isin(list(sources))]
+    mentioned = {str(e) for cell in news[entity_column] if isinstance(cell, (list, tuple, np.ndarray)) for e in cell}
+    return alerts[alerts["entity"].astype(str).isin(mentioned)]
+
+
 def _drift_section(drift: Mapping[str, Any]) -> str:
     if not drift:
         return "<p>Drift was not tested.</p>"
@@ -160,6 +171,14 @@ def _drift_section(drift: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
+def _date_range(check: Mapping[str, Any]) -> str:
+    start, end = check.get("date_from"), check.get("date_until")
+    if start is None and end is None:
+        return ""
+    return (f", dated from {_e(start or 'the start')} to before {_e(end or 'the end')}: the range the "
+            f"sentiment model was not trained on")
+
+
 def _check_section(check: Mapping[str, Any]) -> str:
     if not check or check.get("status") != "checked":
         return f"<p>{_e((check or {}).get('reason', 'The labelled check did not run.'))}</p>"
@@ -182,7 +201,7 @@ def _check_section(check: Mapping[str, Any]) -> str:
     ]
     intro = (
         f"<p>On {_num(check.get('n_items'))} labelled {_e(check.get('source'))} posts ({_num(check.get('n_entities'))} "
-        f"tickers), the surge test was run once on the gold labels and once on the model's labels; a predicted "
+        f"tickers{_date_range(check)}), the surge test was run once on the gold labels and once on the model's labels; a predicted "
         f"surge day within {check.get('tolerance_days')} day(s) of a gold one of the same ticker is a hit "
         f"(PROTOCOL.md section 6). The control shows how many alerts the test raises when the labels carry no "
         f"time structure.</p>"
@@ -276,6 +295,17 @@ def render_report(
     config_rows = [[_e(k), _e(v)] for k, v in asdict(surge).items()]
     model = scoring_stats.get("model_dataset") or scoring_stats.get("model")
     shown = alerts.head(max_rows)
+    news_sources = [str(s) for s in options.get("news_sources") or []]
+    news = news_alerts(alerts, scored_stream, news_sources)
+    registered = scoring_stats.get("registered_model") or {}
+    if registered.get("version"):
+        aliases = ", ".join(registered.get("aliases") or []) or "no alias now"
+        cards.insert(0, f'<div class="card" id="scoring-model"><b>{_e(registered["name"])} v{_e(registered["version"])}</b>'
+                        f"the registered model version that scored the stream ({_e(aliases)}; "
+                        f"{_e(str(registered.get('model_class') or scoring_stats.get('model')).rsplit('.', 1)[-1])})</div>")
+    else:
+        cards.insert(0, f'<div class="card" id="scoring-model"><b>{_e(model)}</b>the catalog model that scored the '
+                        f"stream (not from the Model Registry)</div>")
     body = f"""
 <h1>Monitoring report{f" — {_e(last_day.date())}" if last_day is not None else ""}</h1>
 <p class="meta">Generated {_e(generated)} · model <code>{_e(model)}</code> ({_e(scoring_stats.get("model"))},
@@ -290,6 +320,11 @@ entity's own {surge.baseline_days}-day baseline (one-sided exact binomial test, 
 across every entity and day tested, alpha {surge.alpha}); repeats within {surge.cooldown_days} days are folded
 into the first alert. <code>__all__</code> is the whole stream.</p>
 {alerts_table(recent, timeline_files)}
+
+<h2>News alerts ({_e(", ".join(news_sources)) or "no news source"}): {len(news)}</h2>
+<p class="meta">Every alert, over the whole stream, of an entity that the news headlines mention, with the
+most negative headlines of its window.</p>
+{alerts_table(news.head(max_rows), timeline_files) if len(news) else "<p>No alert on an entity of the news headlines.</p>"}
 
 <h2>Timelines</h2>
 {"".join(timeline_html) or "<p>No alerting entity.</p>"}

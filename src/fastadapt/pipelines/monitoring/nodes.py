@@ -71,13 +71,18 @@ def score_sentiment(
     news_stream: pd.DataFrame, model: Any, monitoring: Mapping[str, Any], model_name: str
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every headline's predicted label and negative score, in batches (any TextClassifier)."""
+    from fastadapt.monitoring.registry import registered_version_of
+
     config = ScoringConfig.from_dict(_block(monitoring, "scoring"))
     stream = select_stream(news_stream, monitoring.get("sources"))
+    registered = registered_version_of(model)
     model = as_text_classifier(model)
     scores, stats = score_stream(stream, model, config)
     stats["model_dataset"] = model_name
-    log.info("scored %d headlines in %.1f s (%.0f / s) with %s", stats["n_items"], stats["seconds"],
-             stats["items_per_second"] or 0, model_name)
+    stats["registered_model"] = registered
+    log.info("scored %d headlines in %.1f s (%.0f / s) with %s%s", stats["n_items"], stats["seconds"],
+             stats["items_per_second"] or 0, model_name,
+             f" (registered model {registered['name']} version {registered['version']})" if registered else "")
     return scores, stats
 
 
@@ -276,10 +281,21 @@ def check_on_labelled(scored_stream: pd.DataFrame, monitoring: Mapping[str, Any]
         rows = rows[rows["source"] == source]
     if gold_column not in rows.columns or entity not in rows.columns:
         return {"status": "no_labelled_rows", "reason": f"the stream has no '{gold_column}' / '{entity}' columns"}
-    rows = rows[rows[gold_column].notna() & rows[entity].notna()].reset_index(drop=True)
+    rows = rows[rows[gold_column].notna() & rows[entity].notna()]
+    date_from, date_until = check.get("date_from"), check.get("date_until")
+    if date_from is not None or date_until is not None:
+        days = pd.to_datetime(rows["published_at"])
+        keep = pd.Series(True, index=rows.index)
+        if date_from is not None:
+            keep &= days >= pd.Timestamp(str(date_from))
+        if date_until is not None:
+            keep &= days < pd.Timestamp(str(date_until))
+        rows = rows[keep]
+    rows = rows.reset_index(drop=True)
     if rows.empty:
         return {"status": "no_labelled_rows", "source": source,
-                "reason": f"no labelled rows from source '{source}' in the scored stream"}
+                "reason": f"no labelled rows from source '{source}' in the scored stream"
+                          f" between {date_from} and {date_until}"}
     gold = surge_days_from_labels(rows, gold_column, gold_negative, entity, surge)
     predicted = surge_days_from_labels(rows, "predicted", negative, entity, surge)
     scores = compare_surge_days(gold, predicted, int(check.get("tolerance_days", 1)))
@@ -293,6 +309,8 @@ def check_on_labelled(scored_stream: pd.DataFrame, monitoring: Mapping[str, Any]
         "source": source,
         "n_items": len(rows),
         "n_entities": int(rows[entity].nunique()),
+        "date_from": None if date_from is None else str(date_from),
+        "date_until": None if date_until is None else str(date_until),
         "gold_negative_label": gold_negative,
         "predicted_negative_label": negative,
         "tolerance_days": int(check.get("tolerance_days", 1)),
@@ -403,6 +421,11 @@ def _flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, dict[str
     return flat
 
 
+def _version_number(registered: Mapping[str, Any] | None) -> int | None:
+    version = (registered or {}).get("version")
+    return int(version) if version is not None and str(version).isdigit() else None
+
+
 def monitoring_metrics(
     scoring_stats: dict[str, Any], alerts: pd.DataFrame, drift: dict[str, Any], labelled_check: dict[str, Any]
 ) -> dict[str, dict[str, float]]:
@@ -410,6 +433,7 @@ def monitoring_metrics(
     severities = alerts["severity"].value_counts().to_dict() if "severity" in alerts.columns else {}
     metrics = {
         "items_scored": scoring_stats.get("n_items"),
+        "model_version": _version_number(scoring_stats.get("registered_model")),
         "items_per_second": scoring_stats.get("items_per_second"),
         "alerts": len(alerts),
         "alerts_high": int(severities.get("high", 0)),

@@ -17,6 +17,7 @@ from fastadapt.config import ConfigError
 from fastadapt.models.baselines import TfidfLogisticRegression
 from fastadapt.monitoring.registry import METRICS, champion_challenger, ensure_champion
 from fastadapt.readers import read_raw
+from fastadapt.tasks.mixed import mixed_rows, parse_sources
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +80,45 @@ def _test_rows(new_rows: pd.DataFrame, splits: pd.DataFrame, settings: Mapping[s
     return rows
 
 
-def fit_challenger(new_rows: pd.DataFrame, splits: pd.DataFrame, retraining: Mapping[str, Any], name: str) -> Any:
-    """A challenger fitted on the new training rows (plus the domain's train split when asked)."""
+def extra_source_tables(settings: Mapping[str, Any], name: str) -> list[str]:
+    """The catalog tables the challenger's `extra_sources` read, in a fixed order (node inputs)."""
+    sources = (settings.get("challenger") or {}).get("extra_sources") or {}
+    if not sources:
+        return []
+    return sorted({s.table for s in parse_sources(sources, f"retraining.models.{name}.challenger.extra_sources")})
+
+
+def challenger_training_rows(new_rows: pd.DataFrame, splits: pd.DataFrame, challenger: Mapping[str, Any],
+                             tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame:
+    """New training rows, the domain's train split (include_domain_train) and the extra sources."""
+    train = new_rows.loc[new_rows["origin"] != "test", ["text", "label"]]
+    if challenger.get("include_domain_train", True):
+        train = pd.concat([_split(splits, "train"), train], ignore_index=True)
+    extra = challenger.get("extra_sources") or {}
+    if extra:
+        sources = parse_sources(extra, f"retraining.models.{name}.challenger.extra_sources")
+        train = pd.concat([train, mixed_rows(tables, sources)[["text", "label"]]], ignore_index=True)
+    if train.empty:
+        raise ValueError(f"retraining '{name}': no training rows for the challenger")
+    return train.reset_index(drop=True)
+
+
+def fit_challenger(new_rows: pd.DataFrame, splits: pd.DataFrame, retraining: Mapping[str, Any],
+                   *extra_tables: pd.DataFrame, name: str) -> Any:
+    """A challenger fitted on the new training rows (plus the domain's train split and extra sources).
+
+    `kind: tfidf` fits TF-IDF + logistic regression; `kind: adaptation` adapts a backbone with
+    `fastadapt.adapt.adapt` (`adapt.strategy`: finetune_all, finetune_lora, finetune_head...) and
+    returns the fitted encoder classifier (saved as a model directory, never a pickle).
+    """
     settings = _settings(retraining, name)
     challenger = dict(settings.get("challenger") or {})
     kind = challenger.get("kind", "tfidf")
     if kind not in CHALLENGER_KINDS:
         raise ConfigError(f"retraining.models.{name}.challenger.kind is {kind!r}; allowed: {list(CHALLENGER_KINDS)}")
-    train = new_rows.loc[new_rows["origin"] != "test", ["text", "label"]]
-    if challenger.get("include_domain_train", True):
-        train = pd.concat([_split(splits, "train"), train], ignore_index=True)
-    if train.empty:
-        raise ValueError(f"retraining '{name}': no training rows for the challenger")
-    started = time.perf_counter()
+    tables = dict(zip(extra_source_tables(settings, name), extra_tables))
+    train = challenger_training_rows(new_rows, splits, challenger, tables, name)
+    started, cpu_started = time.perf_counter(), time.process_time()
     if kind == "tfidf":
         options = dict(challenger.get("tfidf") or {})
         if "ngram_range" in options:
@@ -100,15 +127,17 @@ def fit_challenger(new_rows: pd.DataFrame, splits: pd.DataFrame, retraining: Map
     else:
         import torch
 
-        from fastadapt.adaptation import AdaptationConfig, adapt
-        from fastadapt.models.backbones import load_backbone
+        from fastadapt.adapt import adapt
 
         if challenger.get("num_threads"):
             torch.set_num_threads(int(challenger["num_threads"]))
-        config = AdaptationConfig.from_params(challenger.get("strategy") or {},
-                                              f"retraining.models.{name}.challenger.strategy")
-        model = adapt(config, load_backbone(str(challenger.get("backbone", "minilm-l6"))), train.reset_index(drop=True))
-    log.info("%s: %s challenger fitted on %d rows in %.1f s", name, kind, len(train), time.perf_counter() - started)
+        options = dict(challenger.get("adapt") or {})
+        strategy = options.pop("strategy", "finetune_all")
+        predictor = adapt(str(challenger.get("backbone", "minilm-l6")), train, strategy,
+                          where=f"retraining.models.{name}.challenger.adapt.strategy", **options)
+        model = predictor.model
+    log.info("%s: %s challenger fitted on %d rows in %.1f s (%.1f s CPU)", name, kind, len(train),
+             time.perf_counter() - started, time.process_time() - cpu_started)
     return model
 
 

@@ -15,7 +15,13 @@ from kedro.pipeline import Node, Pipeline
 
 from fastadapt.config import ConfigError, project_parameters
 from fastadapt.pipelines.monitoring.pipeline import device_tag
-from fastadapt.pipelines.retraining.nodes import decide, fit_challenger, read_labelled, seed_champion
+from fastadapt.pipelines.retraining.nodes import (
+    decide,
+    extra_source_tables,
+    fit_challenger,
+    read_labelled,
+    seed_champion,
+)
 from fastadapt.pipelines.wiring import bind
 
 PARAMS = "params:retraining"
@@ -41,7 +47,8 @@ def model_retraining(name: str, settings: Mapping[str, Any]) -> Pipeline:
         nodes += [
             node(read_labelled, [f"raw.{folder}", PARAMS], [f"{namespace}.new_rows", f"{namespace}.new_quarantine"],
                  "read_labelled", "cpu"),
-            node(fit_challenger, [f"{namespace}.new_rows", f"{domain}.splits", PARAMS], f"{namespace}.challenger",
+            node(fit_challenger, [f"{namespace}.new_rows", f"{domain}.splits", PARAMS,
+                                  *extra_source_tables(settings, name)], f"{namespace}.challenger",
                  "fit_challenger", train_tag),
             node(decide, [f"{namespace}.challenger", f"{namespace}.new_rows", f"{domain}.splits", f"{namespace}.seed",
                           PARAMS], f"{namespace}.decision", "decide", train_tag),
