@@ -39,11 +39,12 @@ TRAINED_STRATEGIES = ("full", "lora", "head")
 KNOWN_BACKBONE_SHORT = {"minilm-l6": "minilm", "tiny-bert": "tinybert", "pretrained": "pretrained"}
 
 _COMMON_KEYS = {"pooling", "normalize", "max_length", "batch_size", "device"}
+_CASING_KEYS = {"casing"}  # NER only: the head reads each word's casing (fastadapt.adaptation.ner.casing_features)
 _STRATEGY_KEYS = {
     "prototype": _COMMON_KEYS | {"metric", "temperature"},
-    "head": _COMMON_KEYS | {"dropout", "training", "kshot_training"},
-    "full": _COMMON_KEYS | {"dropout", "training", "kshot_training"},
-    "lora": _COMMON_KEYS | {"dropout", "training", "kshot_training", "lora"},
+    "head": _COMMON_KEYS | _CASING_KEYS | {"dropout", "training", "kshot_training"},
+    "full": _COMMON_KEYS | _CASING_KEYS | {"dropout", "training", "kshot_training"},
+    "lora": _COMMON_KEYS | _CASING_KEYS | {"dropout", "training", "kshot_training", "lora"},
 }
 
 
@@ -149,6 +150,8 @@ class AdaptationConfig:
     lora: `LoraSettings` (lora only).
     training: a `TrainingConfig` for the optimisation (full, lora, head); None for prototype.
     device: where features and predictions are computed (auto | cpu | cuda[:N]).
+    casing: NER taggers (full, lora, head) read each word's casing beside its state; MiniLM is
+        lower-cased, so otherwise `Apple` and `apple` look alike.
     """
 
     strategy: str = "prototype"
@@ -162,6 +165,7 @@ class AdaptationConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     training: Any = None
     device: str = "auto"
+    casing: bool = False
 
     @property
     def normalize_features(self) -> bool:
@@ -203,6 +207,9 @@ class AdaptationConfig:
         if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", device):
             raise ConfigError(f"{where}.device is {device!r}; allowed: auto, cpu, cuda, cuda:N")
         lora = LoraSettings.from_params(settings.get("lora"), f"{where}.lora")
+        casing = settings.get("casing", False)
+        if casing not in (True, False):
+            raise ConfigError(f"{where}.casing must be true or false; got {casing!r}")
         training = None
         if strategy in TRAINED_STRATEGIES:
             block = dict(_check_mapping(f"{where}.training", settings.get("training")))
@@ -214,7 +221,7 @@ class AdaptationConfig:
                 training = kshot if training_key == "kshot_training" else training
         return cls(strategy=strategy, metric=metric, temperature=float(temperature), pooling=pooling,
                    normalize=normalize, max_length=int(max_length), batch_size=int(batch_size),
-                   dropout=float(dropout), lora=lora, training=training, device=device)
+                   dropout=float(dropout), lora=lora, training=training, device=device, casing=bool(casing))
 
 
 @dataclass(frozen=True)
