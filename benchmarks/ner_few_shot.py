@@ -6,6 +6,7 @@ Stages (each reuses what the previous one saved under `data/06_models/ner_few_sh
 
     python benchmarks/ner_few_shot.py pretrain     # source taggers: all CoNLL types, and one per held-out type
     python benchmarks/ner_few_shot.py evaluate     # every learner on the same greedy draws, rows to parquet
+    python benchmarks/ner_few_shot.py casing       # CoNLL-2003 testb with and without casing features
     python benchmarks/ner_few_shot.py report       # the markdown report and the plot
     python benchmarks/ner_few_shot.py all --steps 3000    # conf/full-like budget (a GPU host)
 
@@ -75,16 +76,18 @@ def pretrain(args: argparse.Namespace) -> None:
 
     train = read_conll_split("train")
     train = train[train["tokens"].map(len) > 0]
-    config = AdaptationConfig.from_params({
-        "strategy": "full", "max_length": 128, "batch_size": 64, "device": args.device, "dropout": 0.1,
-        "training": {"max_steps": args.steps, "batch_size": 16, "lr": args.lr, "warmup_ratio": 0.1,
-                     "device": args.device, "num_threads": args.threads, "log_every": 50, "seed": 0}})
     for fold in args.folds:
         target = MODELS / f"source_{fold}"
         if (target / "tagger.json").is_file() and not args.force:
             print(f"{target} exists; skipping (--force to retrain)", flush=True)
             continue
-        held_out = [] if fold == "all" else [fold]
+        # `all_cased`: all types, the head reading each word's casing (the casing measurement).
+        config = AdaptationConfig.from_params({
+            "strategy": "full", "max_length": 128, "batch_size": 64, "device": args.device, "dropout": 0.1,
+            "casing": fold == "all_cased",
+            "training": {"max_steps": args.steps, "batch_size": 16, "lr": args.lr, "warmup_ratio": 0.1,
+                         "device": args.device, "num_threads": args.threads, "log_every": 50, "seed": 0}})
+        held_out = [] if fold in ("all", "all_cased") else [fold]
         started = time.perf_counter()
         tagger = pretrain_tagger(load_backbone("minilm-l6"), train["tokens"].tolist(), train["tags"].tolist(), config,
                                  held_out=held_out, source="conll2003 train", progress=args.progress)
@@ -96,9 +99,430 @@ def pretrain(args: argparse.Namespace) -> None:
         print(f"source_{fold}: {time.perf_counter() - started:.0f} s, {tagger.training}", flush=True)
 
 
+# ---- evaluation ----------------------------------------------------------------------------------
+
+HEAD_TRAINING = {"max_steps": 200, "batch_size": 32, "lr": 0.05, "weight_decay": 0.0, "warmup_ratio": 0.0}
+FULL_TRAINING = {"max_steps": 60, "batch_size": 16, "lr": 3.0e-4, "warmup_ratio": 0.1}
+
+
+class Encoded:
+    """Word features of one corpus split under one encoder, computed once (cached on disk)."""
+
+    def __init__(self, name: str, backbone, tokens: list[list[str]], threads: int) -> None:
+        from fastadapt.adaptation.ner import word_features
+
+        path = OUTPUT / "features" / f"{name}.npz"
+        lengths = np.array([len(t) for t in tokens])
+        if path.is_file():
+            data = np.load(path)
+            flat, mask = data["flat"], data["mask"]
+        else:
+            started = time.perf_counter()
+            states, present = word_features(backbone, tokens, 128, 64, "cpu")
+            flat = np.concatenate(states).astype(np.float16)
+            mask = np.concatenate(present)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".partial.npz")
+            np.savez(partial, flat=flat, mask=mask)
+            partial.replace(path)
+            print(f"encoded {name}: {len(tokens)} sentences in {time.perf_counter() - started:.0f} s", flush=True)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        self.states = [flat[a:b].astype(np.float32) for a, b in zip(offsets[:-1], offsets[1:])]
+        self.present = [mask[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+
+    def rows(self, positions) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return [self.states[i] for i in positions], [self.present[i] for i in positions]
+
+
+def score(test: pd.DataFrame, predicted: list[list[str]]) -> dict:
+    from fastadapt.evaluation.metrics import ner_metrics
+    from fastadapt.models.baselines import repair_iob2
+
+    metrics = ner_metrics(pd.DataFrame({"row_id": test["row_id"], "tags": test["tags"], "predicted": predicted}))
+    metrics["valid_iob2"] = float(np.mean([repair_iob2(list(p)) == list(p) for p in predicted]))
+    return metrics
+
+
+def source_tagger(fold: str):
+    """A saved source tagger with its source transitions (estimated again if it was saved without)."""
+    from fastadapt.adaptation.ner import EncoderTagger
+    from fastadapt.adaptation.nnshot import AbstractTransitions
+    from fastadapt.adaptation.transfer import hold_out_types
+
+    directory = MODELS / f"source_{fold}"
+    if not (directory / "tagger.json").is_file():
+        sys.exit(f"{directory} is missing: run `python benchmarks/ner_few_shot.py pretrain --folds {fold}` first")
+    tagger = EncoderTagger.load_directory(directory)
+    if tagger.transitions is None:
+        train = read_conll_split("train")
+        tagger.transitions = AbstractTransitions.from_tag_sequences(
+            hold_out_types(train["tags"].tolist(), tagger.training.get("held_out", [])))
+    return tagger
+
+
+def run_learners(learners: dict, support: pd.DataFrame, test: pd.DataFrame, settings: dict) -> list[dict]:
+    """Adapt every learner on one support draw and score it on the whole test split.
+
+    learners: name -> (learner for `adapt`, strategy, test features or None (re-encode), support positions'
+    features function or None)."""
+    from fastadapt.adapt import adapt
+
+    rows = []
+    for name, (learner, strategy, test_features, support_features) in learners.items():
+        options: dict = {"device": "cpu"}
+        if strategy in ("nnshot", "structshot"):
+            options.update(temperature=settings["temperature"], transition_weight=settings["transition_weight"])
+        if strategy == "finetune_head":
+            options["training"] = {**HEAD_TRAINING, "num_threads": settings["threads"], "device": "cpu"}
+        if strategy == "finetune_all":
+            options["training"] = {**FULL_TRAINING, "num_threads": settings["threads"], "device": "cpu"}
+        if support_features is not None:
+            options["features"] = support_features
+        predictor = adapt(learner, support[["tokens", "tags"]], strategy, **options)
+        if test_features is not None:
+            predicted = predictor.model.predict_features(test_features.states, test_features.present)
+        else:
+            predicted = predictor.predict(test["tokens"].tolist())
+        metrics = score(test, predicted)
+        rows.append({"learner": name, "adaptation_seconds": predictor.adaptation_seconds, **metrics})
+    return rows
+
+
+class Results:
+    """Result rows in a parquet file, written atomically after each draw; done keys are skipped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.frame = pd.read_parquet(path) if path.is_file() else pd.DataFrame()
+
+    def done(self, **key) -> bool:
+        if self.frame.empty:
+            return False
+        mask = np.ones(len(self.frame), dtype=bool)
+        for column, value in key.items():
+            mask &= (self.frame[column] == value).to_numpy()
+        return bool(mask.any())
+
+    def add(self, rows: list[dict]) -> None:
+        self.frame = pd.concat([self.frame, pd.DataFrame(rows)], ignore_index=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial.parquet")
+        self.frame.to_parquet(partial)
+        partial.replace(self.path)
+
+
+def support_rows(train: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
+    from fastadapt.tasks.kshot import draw_ner_kshot
+
+    ids = draw_ner_kshot(train, k, seed)
+    return train.set_index("row_id", drop=False).loc[ids].reset_index(drop=True)
+
+
+def features_of(encoded: Encoded, support: pd.DataFrame):
+    return encoded.rows(support["row_id"].tolist())
+
+
+def select_settings(args: argparse.Namespace, minilm, train: pd.DataFrame, train_encoded: dict) -> dict:
+    """NNShot temperature and StructShot transition weight, chosen on CoNLL validation (testa,
+    the first `--dev-rows` sentences): mean held-out-type F1 over the four folds, k=5, seeds 0-1.
+    CrossNER and testb are never looked at."""
+    from fastadapt.adapt import adapt
+
+    path = OUTPUT / "selection.parquet"
+    if path.is_file():
+        table = pd.read_parquet(path)
+    else:
+        dev = read_conll_split("validation").iloc[:args.dev_rows]
+        rows = []
+        for fold in CONLL_TYPES:
+            tagger = source_tagger(fold)
+            dev_encoded = Encoded(f"source_{fold}_testa{args.dev_rows}", tagger.backbone, dev["tokens"].tolist(),
+                                  args.threads)
+            for seed in (0, 1):
+                support = support_rows(train, 5, seed)
+                feats = features_of(train_encoded[fold], support)
+                for temperature in (2.0, 5.0, 10.0, 20.0, 50.0):
+                    for strategy, weight in (("nnshot", 1.0), ("structshot", 0.5), ("structshot", 1.0),
+                                             ("structshot", 2.0)):
+                        predictor = adapt(tagger, support[["tokens", "tags"]], strategy, features=feats, device="cpu",
+                                          temperature=temperature, transition_weight=weight)
+                        predicted = predictor.model.predict_features(dev_encoded.states, dev_encoded.present)
+                        f1 = score(dev, predicted).get(f"f1__{fold}", 0.0)
+                        rows.append({"fold": fold, "seed": seed, "strategy": strategy, "temperature": temperature,
+                                     "transition_weight": weight, "f1_heldout": f1})
+        table = pd.DataFrame(rows)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(path)
+    means = table.groupby(["strategy", "temperature", "transition_weight"])["f1_heldout"].mean().reset_index()
+    best = {strategy: means[means["strategy"] == strategy].sort_values("f1_heldout").iloc[-1]
+            for strategy in ("nnshot", "structshot")}
+    print(means.sort_values("f1_heldout").tail(8).to_string(index=False), flush=True)
+    return {"nnshot": {"temperature": float(best["nnshot"]["temperature"]), "transition_weight": 1.0},
+            "structshot": {"temperature": float(best["structshot"]["temperature"]),
+                           "transition_weight": float(best["structshot"]["transition_weight"])}}
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from fastadapt.models.backbones import load_backbone
+
+    minilm = load_backbone("minilm-l6")
+    results = Results(OUTPUT / "results.parquet")
+    train, test = read_conll_split("train"), read_conll_split("test")
+    # Support sentences are drawn from train: encode only the sentences any draw can pick.
+    draws = {(k, seed): support_rows(train, k, seed) for k in args.ks for seed in args.seeds}
+    pool = sorted(set().union(*(set(d["row_id"]) for d in draws.values())) | set(
+        support_rows(train, 5, 0)["row_id"]) | set(support_rows(train, 5, 1)["row_id"]))
+
+    class Sparse:  # features of the support pool only, indexed by row id
+        def __init__(self, name, backbone):
+            encoded = Encoded(name, backbone, train.set_index("row_id").loc[pool, "tokens"].tolist(), args.threads)
+            self.by_id = {row_id: i for i, row_id in enumerate(pool)}
+            self.encoded = encoded
+
+        def rows(self, ids):
+            return self.encoded.rows([self.by_id[i] for i in ids])
+
+    taggers = {fold: source_tagger(fold) for fold in CONLL_TYPES}
+    train_encoded = {fold: Sparse(f"source_{fold}_trainpool_{len(pool)}", taggers[fold].backbone)
+                     for fold in CONLL_TYPES}
+    train_encoded["minilm"] = Sparse(f"minilm_trainpool_{len(pool)}", minilm)
+    settings = select_settings(args, minilm, train, train_encoded)
+    print(f"selected on testa: {settings}", flush=True)
+    (OUTPUT / "settings.json").write_text(json.dumps(settings, indent=2))
+
+    # -- tag-set extension (PROTOCOL.md section 4) --
+    minilm_test = Encoded("minilm_testb", minilm, test["tokens"].tolist(), args.threads)
+    for fold in CONLL_TYPES:
+        tagger = taggers[fold]
+        fold_test = Encoded(f"source_{fold}_testb", tagger.backbone, test["tokens"].tolist(), args.threads)
+        for (k, seed), support in draws.items():
+            if results.done(experiment="tagset", corpus=fold, k=k, seed=seed):
+                continue
+            source_feats, minilm_feats = train_encoded[fold].rows(support["row_id"]), \
+                train_encoded["minilm"].rows(support["row_id"])
+            learners = {
+                "nnshot": (tagger, "nnshot", fold_test, source_feats),
+                "structshot": (tagger, "structshot", fold_test, source_feats),
+                "head_source": (tagger, "finetune_head", fold_test, source_feats),
+                "nnshot_minilm": (minilm, "nnshot", minilm_test, minilm_feats),
+                "prototype_minilm": (minilm, "prototype", minilm_test, minilm_feats),
+                "head_minilm": (minilm, "finetune_head", minilm_test, minilm_feats),
+            }
+            if seed in args.full_seeds and k in args.full_ks:
+                learners["full_source"] = (tagger, "finetune_all", None, None)
+            rows = []
+            for name, learner in learners.items():
+                chosen = settings["structshot" if learner[1] == "structshot" else "nnshot"]
+                for row in run_learners({name: learner}, support, test, {**chosen, "threads": args.threads}):
+                    rows.append({"experiment": "tagset", "corpus": fold, "k": k, "seed": seed,
+                                 "n_support": len(support), "f1_heldout": row.get(f"f1__{fold}", 0.0), **row})
+            results.add(rows)
+            print(f"tagset {fold} k={k} seed={seed}: " + ", ".join(
+                f"{r['learner']} {r['f1_heldout']:.3f}" for r in rows), flush=True)
+
+    # -- domain transfer to CrossNER (never seen by source_all) --
+    tagger = source_tagger("all")
+    for domain in args.domains:
+        domain_train, domain_test = read_crossner_split(domain, "train"), read_crossner_split(domain, "test")
+        source_test = Encoded(f"source_all_crossner_{domain}_test", tagger.backbone, domain_test["tokens"].tolist(),
+                              args.threads)
+        minilm_domain = Encoded(f"minilm_crossner_{domain}_test", minilm, domain_test["tokens"].tolist(), args.threads)
+        for seed in args.seeds:
+            if results.done(experiment="domain", corpus=domain, k=5, seed=seed):
+                continue
+            support = support_rows(domain_train, 5, seed)
+            learners = {
+                "nnshot": (tagger, "nnshot", source_test, None),
+                "structshot": (tagger, "structshot", source_test, None),
+                "head_source": (tagger, "finetune_head", source_test, None),
+                "nnshot_minilm": (minilm, "nnshot", minilm_domain, None),
+                "prototype_minilm": (minilm, "prototype", minilm_domain, None),
+                "head_minilm": (minilm, "finetune_head", minilm_domain, None),
+            }
+            if seed in args.full_seeds:
+                learners["full_source"] = (tagger, "finetune_all", None, None)
+            rows = []
+            for name, learner in learners.items():
+                chosen = settings["structshot" if learner[1] == "structshot" else "nnshot"]
+                for row in run_learners({name: learner}, support, domain_test, {**chosen, "threads": args.threads}):
+                    rows.append({"experiment": "domain", "corpus": domain, "k": 5, "seed": seed,
+                                 "n_support": len(support), "f1_heldout": np.nan, **row})
+            results.add(rows)
+            print(f"domain {domain} seed={seed}: " + ", ".join(
+                f"{r['learner']} {r['entity_f1']:.3f}" for r in rows), flush=True)
+
+
+# ---- casing ----------------------------------------------------------------------------------------
+
+
+def casing(args: argparse.Namespace) -> None:
+    """What casing buys on CoNLL-2003 testb: a linear token head on frozen MiniLM states (the
+    conf/base NER head: 4000 steps, batch 256, lr 0.05) trained on the first `--casing-rows`
+    train sentences, with and without the casing one-hot; and, when `source_all_cased` was
+    pre-trained, the fine-tuned taggers with and without it at the same step budget."""
+    from fastadapt.adaptation import AdaptationConfig, fit_tagger
+    from fastadapt.adaptation.ner import casing_features
+    from fastadapt.models.backbones import load_backbone
+
+    train, test = read_conll_split("train"), read_conll_split("test")
+    train = train[train["tokens"].map(len) > 0].iloc[:args.casing_rows]
+    minilm = load_backbone("minilm-l6")
+    train_encoded = Encoded(f"minilm_train{args.casing_rows}", minilm, train["tokens"].tolist(), args.threads)
+    test_encoded = Encoded("minilm_testb", minilm, test["tokens"].tolist(), args.threads)
+    rows = []
+    for cased in (False, True):
+        config = AdaptationConfig.from_params({
+            "strategy": "head", "device": "cpu", "casing": cased, "dropout": 0.1,
+            "training": {"max_steps": 4000, "batch_size": 256, "lr": 0.05, "weight_decay": 0.0,
+                         "warmup_ratio": 0.02, "num_threads": args.threads, "device": "cpu"}})
+        started = time.perf_counter()
+        tagger = fit_tagger(minilm, train["tokens"].tolist(), train["tags"].tolist(), config,
+                            features=(train_encoded.states, train_encoded.present))
+        seconds = time.perf_counter() - started
+        predicted = tagger.predict_features(test_encoded.states, test_encoded.present,
+                                            casing_features(test["tokens"].tolist()) if cased else None)
+        metrics = score(test, predicted)
+        rows.append({"model": "frozen MiniLM + linear head", "train_sentences": len(train), "casing": cased,
+                     "seconds": seconds, **metrics})
+        print(f"head casing={cased}: testb entity F1 {metrics['entity_f1']:.4f}", flush=True)
+    for fold in ("all", "all_cased"):
+        directory = MODELS / f"source_{fold}"
+        if not (directory / "tagger.json").is_file():
+            continue
+        tagger = source_tagger(fold)
+        encoded = Encoded(f"source_{fold}_testb", tagger.backbone, test["tokens"].tolist(), args.threads)
+        predicted = tagger.predict_features(encoded.states, encoded.present,
+                                            casing_features(test["tokens"].tolist()) if tagger.casing else None)
+        metrics = score(test, predicted)
+        rows.append({"model": f"MiniLM fine-tuned ({tagger.training.get('steps')} steps, batch 16)",
+                     "train_sentences": int(tagger.training.get("source_sentences", 0)), "casing": tagger.casing,
+                     "seconds": float(tagger.training.get("seconds", 0.0)), **metrics})
+        print(f"source_{fold}: testb entity F1 {metrics['entity_f1']:.4f}", flush=True)
+    frame = pd.DataFrame(rows)
+    frame.to_parquet(OUTPUT / "casing.parquet")
+
+
+# ---- report ----------------------------------------------------------------------------------------
+
+LEARNER_LABELS = {
+    "structshot": "StructShot, source encoder",
+    "nnshot": "NNShot, source encoder",
+    "head_source": "frozen source encoder + head",
+    "full_source": "full fine-tuning from the source encoder",
+    "nnshot_minilm": "NNShot, plain MiniLM",
+    "prototype_minilm": "prototype, plain MiniLM (old default)",
+    "head_minilm": "frozen MiniLM + head (old finetune_head)",
+}
+
+
+def _ci(values) -> str:
+    from fastadapt.evaluation.metrics import mean_confidence_interval
+
+    values = [v for v in values if pd.notna(v)]
+    if not values:
+        return "–"
+    mean, half = mean_confidence_interval(values)
+    return f"{mean:.3f} ± {half:.3f} (n={len(values)})"
+
+
+def report(args: argparse.Namespace) -> None:
+    from matplotlib.figure import Figure
+
+    path = OUTPUT / "results.parquet"
+    if not path.is_file():
+        sys.exit(f"{path} is missing: run `python benchmarks/ner_few_shot.py evaluate` first")
+    results = pd.read_parquet(path)
+    settings = json.loads((OUTPUT / "settings.json").read_text()) if (OUTPUT / "settings.json").is_file() else {}
+    order = [name for name in LEARNER_LABELS if name in set(results["learner"])]
+    lines = ["# Few-shot NER", "",
+             f"Produced by `python benchmarks/ner_few_shot.py report` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+             f" ({platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}). Learners, draws and "
+             "budgets: the script's docstring. Entity F1 is seqeval's strict IOB2; 95 % CIs are "
+             "1.96 sd / sqrt(n) over the runs counted in n.", ""]
+    if settings:
+        lines += ["Settings chosen on CoNLL testa (never on testb or CrossNER): "
+                  + ", ".join(f"{k}: temperature {v['temperature']:g}, transition weight {v['transition_weight']:g}"
+                              for k, v in settings.items()), ""]
+    tagset = results[results["experiment"] == "tagset"]
+    if not tagset.empty:
+        lines += ["## Tag-set extension (PROTOCOL.md section 4)", "",
+                  "Fold T: the source tagger is fine-tuned on CoNLL-2003 train with T relabelled O; the support "
+                  "set (greedy, k mentions of each of the four types, T labelled) is drawn from train; figures "
+                  "are the F1 of T on the whole testb. Target: mean held-out F1 at 5 shots >= 0.50.", ""]
+        for k in sorted(tagset["k"].unique()):
+            part = tagset[tagset["k"] == k]
+            folds = sorted(part["corpus"].unique())
+            lines += [f"### k = {k}", "", "| learner | " + " | ".join(folds) + " | mean held-out F1 | micro F1, all types |",
+                      "|---|" + "---|" * (len(folds) + 2)]
+            for learner in order:
+                rows = part[part["learner"] == learner]
+                if rows.empty:
+                    continue
+                cells = [_ci(rows[rows["corpus"] == fold]["f1_heldout"]) for fold in folds]
+                lines.append(f"| {LEARNER_LABELS[learner]} | " + " | ".join(cells)
+                             + f" | **{_ci(rows['f1_heldout'])}** | {_ci(rows['entity_f1'])} |")
+            lines.append("")
+    domain = results[results["experiment"] == "domain"]
+    if not domain.empty:
+        domains = [d for d in CROSSNER if d in set(domain["corpus"])]
+        lines += ["## Domain transfer to CrossNER (5-shot, greedy)", "",
+                  "The source tagger is fine-tuned on CoNLL-2003 train only: it never saw any CrossNER domain. "
+                  "Support: greedy 5 mentions of every type of the domain's train split; entity F1 (micro, all "
+                  "the domain's types) on its whole test split. Target: mean entity F1 >= 0.30.", "",
+                  "| learner | " + " | ".join(domains) + " | mean |", "|---|" + "---|" * (len(domains) + 1)]
+        for learner in order:
+            rows = domain[domain["learner"] == learner]
+            if rows.empty:
+                continue
+            cells = [_ci(rows[rows["corpus"] == d]["entity_f1"]) for d in domains]
+            lines.append(f"| {LEARNER_LABELS[learner]} | " + " | ".join(cells) + f" | **{_ci(rows['entity_f1'])}** |")
+        lines += ["", "Adaptation seconds (mean over all runs, the fit alone): " + ", ".join(
+            f"{learner} {results[results['learner'] == learner]['adaptation_seconds'].mean():.2f}" for learner in order)
+            + ". Decoded IOB2 validity: " + f"{results['valid_iob2'].min():.3f} (the lowest share of valid sentences "
+            "in any run).", ""]
+    casing_path = OUTPUT / "casing.parquet"
+    if casing_path.is_file():
+        table = pd.read_parquet(casing_path)
+        lines += ["## Casing features on CoNLL-2003 testb", "",
+                  "| model | train sentences | casing | testb entity F1 | fit seconds |", "|---|---|---|---|---|"]
+        for row in table.itertuples():
+            lines.append(f"| {row.model} | {row.train_sentences} | {'yes' if row.casing else 'no'} | "
+                         f"{row.entity_f1:.4f} | {row.seconds:.0f} |")
+        lines.append("")
+    figure = Figure(figsize=(12, 4.5), layout="constrained")
+    panels = [(tagset, "f1_heldout", "Tag-set extension: held-out type F1 (testb)", "k"),
+              (domain, "entity_f1", "CrossNER 5-shot: entity F1", "corpus")]
+    for axis, (frame, metric, title, group) in zip(figure.subplots(1, 2), panels):
+        if frame.empty:
+            continue
+        groups = sorted(frame[group].unique(), key=lambda g: CROSSNER.index(g) if g in CROSSNER else g)
+        width = 0.8 / max(len(order), 1)
+        for i, learner in enumerate(order):
+            means, errors = [], []
+            for g in groups:
+                values = frame[(frame["learner"] == learner) & (frame[group] == g)][metric].dropna()
+                means.append(values.mean() if len(values) else np.nan)
+                errors.append(1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0)
+            axis.bar(np.arange(len(groups)) + i * width, means, width, yerr=errors, label=learner, capsize=2)
+        axis.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [f"{group}={g}" if group == "k" else g for g in groups])
+        axis.set_title(title)
+        axis.set_ylim(0, 1)
+        axis.axhline(0.5 if metric == "f1_heldout" else 0.3, color="grey", linestyle="--", linewidth=1)
+    figure.axes[0].legend(fontsize=7, loc="upper left")
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    plot = REPORT.with_suffix(".png")
+    figure.savefig(plot.with_suffix(".partial.png"), dpi=110)
+    plot.with_suffix(".partial.png").replace(plot)
+    lines += [f"![few-shot NER]({plot.name})", ""]
+    partial = REPORT.with_suffix(".partial.md")
+    partial.write_text("\n".join(lines))
+    partial.replace(REPORT)
+    print(f"wrote {REPORT} and {plot}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=["pretrain", "evaluate", "report", "all"])
+    parser.add_argument("stage", choices=["pretrain", "evaluate", "casing", "report", "all"])
     parser.add_argument("--folds", nargs="+", default=["all", *CONLL_TYPES])
     parser.add_argument("--steps", type=int, default=300, help="source-tagger fine-tuning steps (batch 16)")
     parser.add_argument("--lr", type=float, default=1.0e-4)
@@ -106,10 +530,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--ks", nargs="+", type=int, default=[1, 5])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--full-seeds", nargs="*", type=int, default=[0],
+                        help="seeds on which full fine-tuning also runs (it re-encodes the test split each time)")
+    parser.add_argument("--full-ks", nargs="*", type=int, default=[5])
+    parser.add_argument("--domains", nargs="+", default=CROSSNER)
+    parser.add_argument("--dev-rows", type=int, default=600, help="testa sentences for the settings' selection")
+    parser.add_argument("--casing-rows", type=int, default=3000, help="train sentences of the casing measurement")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.stage in ("pretrain", "all"):
         pretrain(args)
+    if args.stage in ("evaluate", "all"):
+        evaluate(args)
+    if args.stage in ("casing", "all"):
+        casing(args)
+    if args.stage in ("report", "all"):
+        report(args)
 
 
 if __name__ == "__main__":
