@@ -160,31 +160,53 @@ def source_tagger(fold: str):
     return tagger
 
 
-def run_learners(learners: dict, support: pd.DataFrame, test: pd.DataFrame, settings: dict) -> list[dict]:
-    """Adapt every learner on one support draw and score it on the whole test split.
+# NNShot / StructShot settings tried; the report keeps the one with the best mean held-out F1 on
+# CoNLL validation (testa) over the four folds (`selection_<fold>.parquet`), never on testb or CrossNER.
+GRID = [("nnshot", 10.0, 1.0)] + [("structshot", t, w) for t in (5.0, 10.0, 20.0) for w in (0.5, 1.0)]
 
-    learners: name -> (learner for `adapt`, strategy, test features or None (re-encode), support positions'
-    features function or None)."""
+
+def adapt_and_score(learner, strategy: str, support: pd.DataFrame, test: pd.DataFrame, test_features, support_features,
+                    threads: int, **options) -> dict:
+    """Adapt one learner on one support draw and score it on the whole test split (re-encoded
+    when `test_features` is None: the learner changed the encoder)."""
     from fastadapt.adapt import adapt
 
+    options = {"device": "cpu", **options}
+    if strategy == "finetune_head":
+        options["training"] = {**HEAD_TRAINING, "num_threads": threads, "device": "cpu"}
+    if strategy == "finetune_all":
+        options["training"] = {**FULL_TRAINING, "num_threads": threads, "device": "cpu"}
+    if support_features is not None:
+        options["features"] = support_features
+    predictor = adapt(learner, support[["tokens", "tags"]], strategy, **options)
+    if test_features is not None:
+        predicted = predictor.model.predict_features(test_features.states, test_features.present)
+    else:
+        predicted = predictor.predict(test["tokens"].tolist())
+    return {"adaptation_seconds": predictor.adaptation_seconds, **score(test, predicted)}
+
+
+def learner_rows(learner, support, test, test_features, support_features, threads: int, source_name: str,
+                 full: bool) -> list[dict]:
+    """Every learner of the script's docstring built on one encoder, on one draw."""
+    from fastadapt.adaptation.ner import word_features
+
     rows = []
-    for name, (learner, strategy, test_features, support_features) in learners.items():
-        options: dict = {"device": "cpu"}
-        if strategy in ("nnshot", "structshot"):
-            options.update(temperature=settings["temperature"], transition_weight=settings["transition_weight"])
-        if strategy == "finetune_head":
-            options["training"] = {**HEAD_TRAINING, "num_threads": settings["threads"], "device": "cpu"}
-        if strategy == "finetune_all":
-            options["training"] = {**FULL_TRAINING, "num_threads": settings["threads"], "device": "cpu"}
-        if support_features is not None:
-            options["features"] = support_features
-        predictor = adapt(learner, support[["tokens", "tags"]], strategy, **options)
-        if test_features is not None:
-            predicted = predictor.model.predict_features(test_features.states, test_features.present)
-        else:
-            predicted = predictor.predict(test["tokens"].tolist())
-        metrics = score(test, predicted)
-        rows.append({"learner": name, "adaptation_seconds": predictor.adaptation_seconds, **metrics})
+    is_source = source_name == "source"
+    if support_features is None:  # the support once per draw, for every frozen-encoder learner
+        backbone = learner.backbone if is_source else learner
+        support_features = word_features(backbone, support["tokens"].tolist(), 128, 64, "cpu")
+    for strategy, temperature, weight in GRID:
+        name = strategy if is_source else f"{strategy}_minilm"
+        metrics = adapt_and_score(learner, strategy, support, test, test_features, support_features, threads,
+                                  temperature=temperature, transition_weight=weight)
+        rows.append({"learner": name, "temperature": temperature, "transition_weight": weight, **metrics})
+    strategies = ["finetune_head"] + (["prototype"] if not is_source else []) + (["finetune_all"] if full else [])
+    for strategy in strategies:
+        name = {"finetune_head": "head", "prototype": "prototype", "finetune_all": "full"}[strategy] + f"_{source_name}"
+        metrics = adapt_and_score(learner, strategy, support, test, None if strategy == "finetune_all" else test_features,
+                                  None if strategy == "finetune_all" else support_features, threads)
+        rows.append({"learner": name, "temperature": np.nan, "transition_weight": np.nan, **metrics})
     return rows
 
 
@@ -212,144 +234,108 @@ class Results:
 
 
 def support_rows(train: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
-    from fastadapt.tasks.kshot import draw_ner_kshot
+    """The greedy k-shot draw (PROTOCOL.md section 4). A type with fewer than k mentions in the
+    whole train split (CrossNER music's `musicalinstrument`: 2) cannot reach k: the draw runs
+    over the other types and then adds every train sentence of the short types, in row order."""
+    from collections import Counter
 
-    ids = draw_ner_kshot(train, k, seed)
+    from fastadapt.tasks.kshot import draw_ner_kshot, entity_mentions
+
+    mentions = [entity_mentions(tags) for tags in train["tags"]]
+    totals = sum(mentions, Counter())
+    short = {t for t, n in totals.items() if n < k}
+    ids = draw_ner_kshot(train, k, seed, entity_types=sorted(set(totals) - short))
+    ids += [int(r) for r, m in zip(train["row_id"], mentions) if short & set(m) and int(r) not in ids]
     return train.set_index("row_id", drop=False).loc[ids].reset_index(drop=True)
 
 
-def features_of(encoded: Encoded, support: pd.DataFrame):
-    return encoded.rows(support["row_id"].tolist())
-
-
-def select_settings(args: argparse.Namespace, minilm, train: pd.DataFrame, train_encoded: dict) -> dict:
-    """NNShot temperature and StructShot transition weight, chosen on CoNLL validation (testa,
-    the first `--dev-rows` sentences): mean held-out-type F1 over the four folds, k=5, seeds 0-1.
-    CrossNER and testb are never looked at."""
+def select(fold: str, tagger, train: pd.DataFrame, dev_rows: int, threads: int) -> None:
+    """The GRID on CoNLL validation (the first `dev_rows` testa sentences) for one fold, k=5,
+    seeds 0-1: held-out F1 per setting, to `selection_<fold>.parquet`."""
     from fastadapt.adapt import adapt
 
-    path = OUTPUT / "selection.parquet"
+    path = OUTPUT / f"selection_{fold}.parquet"
     if path.is_file():
-        table = pd.read_parquet(path)
-    else:
-        dev = read_conll_split("validation").iloc[:args.dev_rows]
-        rows = []
-        for fold in CONLL_TYPES:
-            tagger = source_tagger(fold)
-            dev_encoded = Encoded(f"source_{fold}_testa{args.dev_rows}", tagger.backbone, dev["tokens"].tolist(),
-                                  args.threads)
-            for seed in (0, 1):
-                support = support_rows(train, 5, seed)
-                feats = features_of(train_encoded[fold], support)
-                for temperature in (2.0, 5.0, 10.0, 20.0, 50.0):
-                    for strategy, weight in (("nnshot", 1.0), ("structshot", 0.5), ("structshot", 1.0),
-                                             ("structshot", 2.0)):
-                        predictor = adapt(tagger, support[["tokens", "tags"]], strategy, features=feats, device="cpu",
-                                          temperature=temperature, transition_weight=weight)
-                        predicted = predictor.model.predict_features(dev_encoded.states, dev_encoded.present)
-                        f1 = score(dev, predicted).get(f"f1__{fold}", 0.0)
-                        rows.append({"fold": fold, "seed": seed, "strategy": strategy, "temperature": temperature,
-                                     "transition_weight": weight, "f1_heldout": f1})
-        table = pd.DataFrame(rows)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(path)
-    means = table.groupby(["strategy", "temperature", "transition_weight"])["f1_heldout"].mean().reset_index()
-    best = {strategy: means[means["strategy"] == strategy].sort_values("f1_heldout").iloc[-1]
-            for strategy in ("nnshot", "structshot")}
-    print(means.sort_values("f1_heldout").tail(8).to_string(index=False), flush=True)
-    return {"nnshot": {"temperature": float(best["nnshot"]["temperature"]), "transition_weight": 1.0},
-            "structshot": {"temperature": float(best["structshot"]["temperature"]),
-                           "transition_weight": float(best["structshot"]["transition_weight"])}}
+        return
+    dev = read_conll_split("validation").iloc[:dev_rows]
+    dev_encoded = Encoded(f"source_{fold}_testa{dev_rows}", tagger.backbone, dev["tokens"].tolist(), threads)
+    rows = []
+    for seed in (0, 1):
+        support = support_rows(train, 5, seed)
+        for strategy, temperature, weight in GRID:
+            predictor = adapt(tagger, support[["tokens", "tags"]], strategy, device="cpu", temperature=temperature,
+                              transition_weight=weight)
+            predicted = predictor.model.predict_features(dev_encoded.states, dev_encoded.present)
+            rows.append({"fold": fold, "seed": seed, "strategy": strategy, "temperature": temperature,
+                         "transition_weight": weight, "f1_heldout": score(dev, predicted).get(f"f1__{fold}", 0.0)})
+    frame = pd.DataFrame(rows)
+    frame.to_parquet(path.with_suffix(".partial.parquet"))
+    path.with_suffix(".partial.parquet").replace(path)
 
 
 def evaluate(args: argparse.Namespace) -> None:
+    """`--folds`: PER / LOC / ORG / MISC (a source tagger each) and `minilm` (the plain-MiniLM
+    learners, scored for every fold's held-out type); `--domains`: CrossNER with `source_all`
+    and MiniLM. Each invocation writes its own results file, so folds can run side by side."""
     from fastadapt.models.backbones import load_backbone
 
-    minilm = load_backbone("minilm-l6")
-    results = Results(OUTPUT / "results.parquet")
+    results = Results(OUTPUT / f"results_{args.tag}.parquet")
     train, test = read_conll_split("train"), read_conll_split("test")
-    # Support sentences are drawn from train: encode only the sentences any draw can pick.
     draws = {(k, seed): support_rows(train, k, seed) for k in args.ks for seed in args.seeds}
-    pool = sorted(set().union(*(set(d["row_id"]) for d in draws.values())) | set(
-        support_rows(train, 5, 0)["row_id"]) | set(support_rows(train, 5, 1)["row_id"]))
-
-    class Sparse:  # features of the support pool only, indexed by row id
-        def __init__(self, name, backbone):
-            encoded = Encoded(name, backbone, train.set_index("row_id").loc[pool, "tokens"].tolist(), args.threads)
-            self.by_id = {row_id: i for i, row_id in enumerate(pool)}
-            self.encoded = encoded
-
-        def rows(self, ids):
-            return self.encoded.rows([self.by_id[i] for i in ids])
-
-    taggers = {fold: source_tagger(fold) for fold in CONLL_TYPES}
-    train_encoded = {fold: Sparse(f"source_{fold}_trainpool_{len(pool)}", taggers[fold].backbone)
-                     for fold in CONLL_TYPES}
-    train_encoded["minilm"] = Sparse(f"minilm_trainpool_{len(pool)}", minilm)
-    settings = select_settings(args, minilm, train, train_encoded)
-    print(f"selected on testa: {settings}", flush=True)
-    (OUTPUT / "settings.json").write_text(json.dumps(settings, indent=2))
-
-    # -- tag-set extension (PROTOCOL.md section 4) --
-    minilm_test = Encoded("minilm_testb", minilm, test["tokens"].tolist(), args.threads)
-    for fold in CONLL_TYPES:
-        tagger = taggers[fold]
-        fold_test = Encoded(f"source_{fold}_testb", tagger.backbone, test["tokens"].tolist(), args.threads)
+    minilm = None
+    for fold in args.folds:
+        if fold == "minilm":
+            minilm = minilm or load_backbone("minilm-l6")
+            learner, test_features = minilm, Encoded("minilm_testb", minilm, test["tokens"].tolist(), args.threads)
+        else:
+            learner = source_tagger(fold)
+            select(fold, learner, train, args.dev_rows, args.threads)
+            test_features = Encoded(f"source_{fold}_testb", learner.backbone, test["tokens"].tolist(), args.threads)
         for (k, seed), support in draws.items():
-            if results.done(experiment="tagset", corpus=fold, k=k, seed=seed):
+            if results.done(experiment="tagset", encoder=fold, k=k, seed=seed):
                 continue
-            source_feats, minilm_feats = train_encoded[fold].rows(support["row_id"]), \
-                train_encoded["minilm"].rows(support["row_id"])
-            learners = {
-                "nnshot": (tagger, "nnshot", fold_test, source_feats),
-                "structshot": (tagger, "structshot", fold_test, source_feats),
-                "head_source": (tagger, "finetune_head", fold_test, source_feats),
-                "nnshot_minilm": (minilm, "nnshot", minilm_test, minilm_feats),
-                "prototype_minilm": (minilm, "prototype", minilm_test, minilm_feats),
-                "head_minilm": (minilm, "finetune_head", minilm_test, minilm_feats),
-            }
-            if seed in args.full_seeds and k in args.full_ks:
-                learners["full_source"] = (tagger, "finetune_all", None, None)
-            rows = []
-            for name, learner in learners.items():
-                chosen = settings["structshot" if learner[1] == "structshot" else "nnshot"]
-                for row in run_learners({name: learner}, support, test, {**chosen, "threads": args.threads}):
-                    rows.append({"experiment": "tagset", "corpus": fold, "k": k, "seed": seed,
-                                 "n_support": len(support), "f1_heldout": row.get(f"f1__{fold}", 0.0), **row})
-            results.add(rows)
+            full = fold != "minilm" and seed in args.full_seeds and k in args.full_ks
+            rows = learner_rows(learner, support, test, test_features, None, args.threads,
+                                "minilm" if fold == "minilm" else "source", full)
+            folds = CONLL_TYPES if fold == "minilm" else [fold]
+            results.add([{"experiment": "tagset", "encoder": fold, "corpus": held, "k": k, "seed": seed,
+                          "n_support": len(support), "f1_heldout": row.get(f"f1__{held}", 0.0), **row}
+                         for row in rows for held in folds])
             print(f"tagset {fold} k={k} seed={seed}: " + ", ".join(
-                f"{r['learner']} {r['f1_heldout']:.3f}" for r in rows), flush=True)
-
-    # -- domain transfer to CrossNER (never seen by source_all) --
-    tagger = source_tagger("all")
+                f"{r['learner']} {r.get('f1__' + folds[0], 0):.3f}" for r in rows), flush=True)
     for domain in args.domains:
         domain_train, domain_test = read_crossner_split(domain, "train"), read_crossner_split(domain, "test")
-        source_test = Encoded(f"source_all_crossner_{domain}_test", tagger.backbone, domain_test["tokens"].tolist(),
-                              args.threads)
-        minilm_domain = Encoded(f"minilm_crossner_{domain}_test", minilm, domain_test["tokens"].tolist(), args.threads)
-        for seed in args.seeds:
-            if results.done(experiment="domain", corpus=domain, k=5, seed=seed):
-                continue
-            support = support_rows(domain_train, 5, seed)
-            learners = {
-                "nnshot": (tagger, "nnshot", source_test, None),
-                "structshot": (tagger, "structshot", source_test, None),
-                "head_source": (tagger, "finetune_head", source_test, None),
-                "nnshot_minilm": (minilm, "nnshot", minilm_domain, None),
-                "prototype_minilm": (minilm, "prototype", minilm_domain, None),
-                "head_minilm": (minilm, "finetune_head", minilm_domain, None),
-            }
-            if seed in args.full_seeds:
-                learners["full_source"] = (tagger, "finetune_all", None, None)
-            rows = []
-            for name, learner in learners.items():
-                chosen = settings["structshot" if learner[1] == "structshot" else "nnshot"]
-                for row in run_learners({name: learner}, support, domain_test, {**chosen, "threads": args.threads}):
-                    rows.append({"experiment": "domain", "corpus": domain, "k": 5, "seed": seed,
-                                 "n_support": len(support), "f1_heldout": np.nan, **row})
-            results.add(rows)
-            print(f"domain {domain} seed={seed}: " + ", ".join(
-                f"{r['learner']} {r['entity_f1']:.3f}" for r in rows), flush=True)
+        minilm = minilm or load_backbone("minilm-l6")
+        tagger = source_tagger("all")
+        for name, learner, backbone in (("source", tagger, tagger.backbone), ("minilm", minilm, minilm)):
+            encoder = "source_all" if name == "source" else "minilm"
+            test_features = Encoded(f"{encoder}_crossner_{domain}_test", backbone, domain_test["tokens"].tolist(),
+                                    args.threads)
+            for seed in args.seeds:
+                if results.done(experiment="domain", encoder=encoder, corpus=domain, seed=seed):
+                    continue
+                support = support_rows(domain_train, 5, seed)
+                rows = learner_rows(learner, support, domain_test, test_features, None, args.threads, name,
+                                    name == "source" and seed in args.full_seeds)
+                results.add([{"experiment": "domain", "encoder": encoder, "corpus": domain, "k": 5, "seed": seed,
+                              "n_support": len(support), "f1_heldout": np.nan, **row} for row in rows])
+                print(f"domain {domain} {encoder} seed={seed}: " + ", ".join(
+                    f"{r['learner']} {r['entity_f1']:.3f}" for r in rows), flush=True)
+
+
+def chosen_settings() -> dict:
+    """Per strategy, the GRID setting with the best mean held-out F1 on testa over the folds."""
+    frames = [pd.read_parquet(p) for p in sorted(OUTPUT.glob("selection_*.parquet")) if "partial" not in p.name]
+    if not frames:
+        return {}
+    table = pd.concat(frames)
+    means = table.groupby(["strategy", "temperature", "transition_weight"])["f1_heldout"].mean().reset_index()
+    chosen = {}
+    for strategy, part in means.groupby("strategy"):
+        best = part.sort_values("f1_heldout").iloc[-1]
+        chosen[strategy] = {"temperature": float(best["temperature"]), "transition_weight": float(best["transition_weight"]),
+                            "testa_f1": float(best["f1_heldout"]), "folds": sorted(table["fold"].unique())}
+    return chosen
 
 
 # ---- casing ----------------------------------------------------------------------------------------
@@ -409,6 +395,7 @@ LEARNER_LABELS = {
     "nnshot": "NNShot, source encoder",
     "head_source": "frozen source encoder + head",
     "full_source": "full fine-tuning from the source encoder",
+    "structshot_minilm": "StructShot, plain MiniLM",
     "nnshot_minilm": "NNShot, plain MiniLM",
     "prototype_minilm": "prototype, plain MiniLM (old default)",
     "head_minilm": "frozen MiniLM + head (old finetune_head)",
@@ -428,11 +415,17 @@ def _ci(values) -> str:
 def report(args: argparse.Namespace) -> None:
     from matplotlib.figure import Figure
 
-    path = OUTPUT / "results.parquet"
-    if not path.is_file():
-        sys.exit(f"{path} is missing: run `python benchmarks/ner_few_shot.py evaluate` first")
-    results = pd.read_parquet(path)
-    settings = json.loads((OUTPUT / "settings.json").read_text()) if (OUTPUT / "settings.json").is_file() else {}
+    paths = [p for p in sorted(OUTPUT.glob("results_*.parquet")) if "partial" not in p.name]
+    if not paths:
+        sys.exit(f"no {OUTPUT}/results_*.parquet: run `python benchmarks/ner_few_shot.py evaluate` first")
+    results = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    settings = chosen_settings()
+    keep = np.ones(len(results), dtype=bool)
+    for strategy, chosen in settings.items():  # NNShot / StructShot rows of the setting chosen on testa
+        rows = results["learner"].isin([strategy, f"{strategy}_minilm"]).to_numpy()
+        match = (results["temperature"] == chosen["temperature"]) & (results["transition_weight"] == chosen["transition_weight"])
+        keep &= ~rows | match.to_numpy()
+    results = results[keep]
     order = [name for name in LEARNER_LABELS if name in set(results["learner"])]
     lines = ["# Few-shot NER", "",
              f"Produced by `python benchmarks/ner_few_shot.py report` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
@@ -440,9 +433,10 @@ def report(args: argparse.Namespace) -> None:
              "budgets: the script's docstring. Entity F1 is seqeval's strict IOB2; 95 % CIs are "
              "1.96 sd / sqrt(n) over the runs counted in n.", ""]
     if settings:
-        lines += ["Settings chosen on CoNLL testa (never on testb or CrossNER): "
-                  + ", ".join(f"{k}: temperature {v['temperature']:g}, transition weight {v['transition_weight']:g}"
-                              for k, v in settings.items()), ""]
+        lines += ["Settings chosen on CoNLL testa (first 600 sentences, held-out F1, k=5, seeds 0-1, mean over "
+                  "folds " + ", ".join(next(iter(settings.values()))["folds"]) + "; never on testb or CrossNER): "
+                  + "; ".join(f"{k}: temperature {v['temperature']:g}, transition weight {v['transition_weight']:g} "
+                              f"(testa F1 {v['testa_f1']:.3f})" for k, v in settings.items()), ""]
     tagset = results[results["experiment"] == "tagset"]
     if not tagset.empty:
         lines += ["## Tag-set extension (PROTOCOL.md section 4)", "",
@@ -523,7 +517,8 @@ def report(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stage", choices=["pretrain", "evaluate", "casing", "report", "all"])
-    parser.add_argument("--folds", nargs="+", default=["all", *CONLL_TYPES])
+    parser.add_argument("--folds", nargs="*", default=None,
+                        help="pretrain: all, all_cased, PER...; evaluate: PER..., minilm")
     parser.add_argument("--steps", type=int, default=300, help="source-tagger fine-tuning steps (batch 16)")
     parser.add_argument("--lr", type=float, default=1.0e-4)
     parser.add_argument("--threads", type=int, default=1)
@@ -535,10 +530,13 @@ def main() -> None:
     parser.add_argument("--full-seeds", nargs="*", type=int, default=[0],
                         help="seeds on which full fine-tuning also runs (it re-encodes the test split each time)")
     parser.add_argument("--full-ks", nargs="*", type=int, default=[5])
-    parser.add_argument("--domains", nargs="+", default=CROSSNER)
     parser.add_argument("--dev-rows", type=int, default=600, help="testa sentences for the settings' selection")
+    parser.add_argument("--tag", default="main", help="name of this invocation's results file")
     parser.add_argument("--casing-rows", type=int, default=3000, help="train sentences of the casing measurement")
+    parser.add_argument("--domains", nargs="*", default=CROSSNER)
     args = parser.parse_args()
+    if args.folds is None:
+        args.folds = ["all", *CONLL_TYPES] if args.stage == "pretrain" else [*CONLL_TYPES, "minilm"]
     torch.set_num_threads(args.threads)
     if args.stage in ("pretrain", "all"):
         pretrain(args)
