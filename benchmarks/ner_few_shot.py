@@ -440,6 +440,15 @@ def report(args: argparse.Namespace) -> None:
                   "folds " + ", ".join(next(iter(settings.values()))["folds"]) + "; never on testb or CrossNER): "
                   + "; ".join(f"{k}: temperature {v['temperature']:g}, transition weight {v['transition_weight']:g} "
                               f"(testa F1 {v['testa_f1']:.3f})" for k, v in settings.items()), ""]
+    budgets = []
+    for info_path in sorted(MODELS.glob("source_*/tagger.json")):
+        training = json.loads(info_path.read_text()).get("training", {})
+        budgets.append(f"`{info_path.parent.name}` {training.get('steps')} steps of batch 16 "
+                       f"({training.get('seconds', 0):.0f} s, held out {training.get('held_out')})")
+    if budgets:
+        lines += ["Source taggers (MiniLM fully fine-tuned on CoNLL-2003 train, lr 2e-4): " + "; ".join(budgets)
+                  + ". Cells with n below 5 seeds (or 4 folds x 5 seeds) are runs this CPU budget did not reach; "
+                  "`evaluate` resumes where it stopped.", ""]
     tagset = results[results["experiment"] == "tagset"]
     if not tagset.empty:
         lines += ["## Tag-set extension (PROTOCOL.md section 4)", "",
