@@ -21,13 +21,25 @@ strategy (`STRATEGIES`):
     finetune_head   a linear head on the frozen (meta-learned) encoder's features.
     finetune_all    every encoder weight and a head, a few steps from the (meta-learned) weights.
     finetune_lora   LoRA adapters and a head, merged into the weights afterwards.
+    nnshot          NER only, no gradient: each word takes, per tag, the similarity of its nearest
+                    support word of that tag (`O` included), decoded to valid IOB2 (Yang and
+                    Katiyar 2020; `fastadapt.adaptation.nnshot`).
+    structshot      NNShot's emissions decoded with abstract transition scores from the source
+                    domain: a source tagger's own (`pretrain_tagger`), else estimated on the support.
     tfidf           TF-IDF + logistic regression on the support texts (no learner needed).
+
+A learner may also be a source tagger (`EncoderTagger`, e.g. from
+`fastadapt.adaptation.transfer.pretrain_tagger`, or its saved directory): its fine-tuned encoder
+is the starting point, its head is dropped (a new one is fitted for the task's tag set) and its
+source transitions feed structshot.
 options: for prototype / finetune_*: `fastadapt.adaptation.AdaptationConfig` settings (metric,
     temperature, pooling, max_length, batch_size, dropout, device, lora, training, head_init:
     prototype to start the head as the prototype classifier, label_names: class names as extra
     support where labels are words) and the
     keyword arguments of `fit_classifier` / `fit_tagger` (features, validation, seed,
-    checkpoint_name, progress); for tfidf: `TfidfLogisticRegression` settings.
+    checkpoint_name, progress); for nnshot / structshot: `fit_nnshot`'s (temperature,
+    transition_weight, transitions, max_length, batch_size, device, features, k, seed, progress);
+    for tfidf: `TfidfLogisticRegression` settings.
 
 Nothing is trained here: the work is done by `fastadapt.adaptation.fit_classifier` /
 `fit_tagger`, the meta-learning algorithms' `adapt` and `TfidfLogisticRegression.fit`. The result
@@ -50,8 +62,11 @@ import pandas as pd
 from fastadapt.config import ConfigError
 
 FIT_OPTIONS = {"features", "validation", "validation_features", "seed", "checkpoint_name", "progress", "k"}
-CONFIG_OPTIONS = {"metric", "temperature", "pooling", "normalize", "max_length", "batch_size", "dropout",
+CONFIG_OPTIONS = {"metric", "temperature", "pooling", "normalize", "max_length", "batch_size", "dropout", "casing",
                   "device", "lora", "training", "head_init", "label_names"}
+NNSHOT_OPTIONS = {"temperature", "transition_weight", "transitions", "max_length", "batch_size", "device", "features",
+                  "k", "seed", "progress"}
+NER_STRATEGIES = ["nnshot", "structshot", "prototype", "finetune_head", "finetune_all", "finetune_lora"]
 TFIDF_OPTIONS = {"analyzer", "ngram_range", "min_df", "sublinear_tf", "C", "max_iter", "class_weight", "seed"}
 
 
@@ -63,6 +78,8 @@ class AdaptStrategy(str, Enum):
     FINETUNE_HEAD = "finetune_head"
     FINETUNE_ALL = "finetune_all"
     FINETUNE_LORA = "finetune_lora"
+    NNSHOT = "nnshot"
+    STRUCTSHOT = "structshot"
     TFIDF = "tfidf"
 
 
@@ -134,6 +151,10 @@ def adapt(learner: Any, support: pd.DataFrame, strategy: str | AdaptStrategy = "
     if learner is None:
         raise ConfigError(f"{where} '{name}' needs a learner (a meta-learned model or a backbone); "
                           f"only 'tfidf' works without one")
+    learner = _saved_tagger(learner)
+    if name in ("nnshot", "structshot"):
+        return _timed(lambda: _nnshot(learner, support, kind, name, options, where), name, kind, n_support,
+                      _source(learner))
     algorithm, backbone_source = _resolve(learner)
     if name == "meta":
         if algorithm is None:
@@ -141,8 +162,7 @@ def adapt(learner: Any, support: pd.DataFrame, strategy: str | AdaptStrategy = "
                               f"{type(learner).__name__} has no meta-learning algorithm; allowed for it: "
                               f"{[s for s in STRATEGIES if s != 'meta']}")
         if kind == "ner":
-            raise ConfigError(f"{where} 'meta' adapts text classifiers only; for NER use "
-                              f"{['prototype', 'finetune_head', 'finetune_all', 'finetune_lora']}")
+            raise ConfigError(f"{where} 'meta' adapts text classifiers only; for NER use {NER_STRATEGIES}")
         _no_options(options, where, name)
         texts, labels = _texts_and_labels(support)
         return _timed(lambda: algorithm.adapt(texts, labels), name, kind, n_support, _source(learner))
@@ -214,8 +234,48 @@ def _no_options(options: Mapping[str, Any], where: str, strategy: str) -> None:
         raise ConfigError(f"{where} '{strategy}' takes no options; got {sorted(options)}")
 
 
+def _saved_tagger(learner: Any) -> Any:
+    """A saved source tagger's directory, loaded (an `EncoderTagger`); anything else as given."""
+    from pathlib import Path
+
+    from fastadapt.adaptation.ner import INFO_FILE, EncoderTagger
+
+    if isinstance(learner, (str, Path)) and (Path(learner) / INFO_FILE).is_file():
+        return EncoderTagger.load_directory(learner)
+    return learner
+
+
+def _nnshot(learner: Any, support: pd.DataFrame, kind: str, name: str, options: Mapping[str, Any], where: str):
+    from fastadapt.adaptation import fit_nnshot
+    from fastadapt.adaptation.ner import EncoderTagger
+    from fastadapt.adaptation.nnshot import AbstractTransitions
+
+    if kind != "ner":
+        raise ConfigError(f"{where} '{name}' tags tokens (NER support: tokens, tags); for text classification use "
+                          f"{[s for s in STRATEGIES if s not in ('nnshot', 'structshot')]}")
+    unknown = sorted(set(options) - NNSHOT_OPTIONS)
+    if unknown:
+        raise ConfigError(f"{where} '{name}': unknown option(s) {unknown}; allowed: {sorted(NNSHOT_OPTIONS)}")
+    settings = dict(options)
+    transitions = settings.pop("transitions", None)
+    if isinstance(transitions, Mapping):
+        transitions = AbstractTransitions.from_dict(transitions)
+    if transitions is not None and not isinstance(transitions, AbstractTransitions):
+        raise ConfigError(f"{where} '{name}': transitions must be AbstractTransitions or their to_dict() mapping")
+    if name == "structshot" and transitions is None and isinstance(learner, EncoderTagger):
+        transitions = learner.transitions
+    for option in ("temperature", "transition_weight"):
+        value = settings.get(option)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ConfigError(f"{where} '{name}': {option} must be a number > 0; got {value!r}")
+    _, backbone_source = _resolve(learner)
+    return fit_nnshot(backbone_source(), [list(t) for t in support["tokens"]], [list(t) for t in support["tags"]],
+                      structured=name == "structshot", transitions=transitions, **settings)
+
+
 def _resolve(learner: Any):
     """(the meta-learning algorithm or None, a function giving the backbone to fit on)."""
+    from fastadapt.adaptation.ner import EncoderTagger
     from fastadapt.meta.algorithm import MetaAlgorithm
     from fastadapt.meta.learner import MetaLearner
     from fastadapt.meta.saved import MetaLearnedModel
@@ -229,6 +289,8 @@ def _resolve(learner: Any):
         return None, lambda: _learner_backbone(learner)
     if isinstance(learner, Backbone):
         return None, lambda: learner
+    if isinstance(learner, EncoderTagger):  # a source tagger: its encoder, a new head
+        return None, lambda: learner.backbone
     if isinstance(learner, str):
         loaded: list[Backbone] = []
 
@@ -237,8 +299,8 @@ def _resolve(learner: Any):
                 loaded.append(load_backbone(learner))
             return loaded[0]
         return None, load
-    raise TypeError(f"learner must be a MetaLearnedModel, MetaAlgorithm, MetaLearner, Backbone, a backbone "
-                    f"name or None; got {type(learner).__name__}")
+    raise TypeError(f"learner must be a MetaLearnedModel, MetaAlgorithm, MetaLearner, Backbone, EncoderTagger, a "
+                    f"backbone name or directory, or None; got {type(learner).__name__}")
 
 
 def _learner_backbone(learner):
@@ -255,6 +317,9 @@ def _source(learner: Any) -> str:
         return str(describe())
     if isinstance(learner, str):
         return learner
+    training = getattr(learner, "training", None)
+    if isinstance(training, dict) and "held_out" in training:  # a source tagger
+        return f"source tagger on {training.get('source') or 'source data'} (held out: {training['held_out']})"
     return str(getattr(learner, "name", type(learner).__name__))
 
 
@@ -283,8 +348,7 @@ def _tfidf(support: pd.DataFrame, kind: str, options: Mapping[str, Any], where: 
     from fastadapt.models.baselines import TfidfLogisticRegression
 
     if kind == "ner":
-        raise ConfigError(f"{where} 'tfidf' is a text-classification baseline; for NER use "
-                          f"{['prototype', 'finetune_head', 'finetune_all', 'finetune_lora']}")
+        raise ConfigError(f"{where} 'tfidf' is a text-classification baseline; for NER use {NER_STRATEGIES}")
     unknown = sorted(set(options) - TFIDF_OPTIONS)
     if unknown:
         raise ConfigError(f"{where} 'tfidf': unknown option(s) {unknown}; allowed: {sorted(TFIDF_OPTIONS)}")

@@ -135,6 +135,9 @@ def test_a_ner_task_gets_entity_f1(project, run_task):
     assert metrics["entity_types"] == ["LOC", "ORG", "PER"]
     assert 1 <= metrics["n_train"] <= 3 and metrics["n_test"] == 2
     assert [len(p) for p in predictions["predicted"]] == [6, 4]
+    # `task.strategy: auto` picks the NER default; the metrics say how valid the decoding is.
+    assert metrics["strategy"] == "structshot" and metrics["valid_iob2"] == 1.0
+    assert set(metrics["per_type_f1"]) <= {"LOC", "ORG", "PER"} and metrics["adaptation_seconds"] > 0
 
 
 @pytest.mark.parametrize(
@@ -160,7 +163,7 @@ def test_a_ner_task_gets_entity_f1(project, run_task):
          "mentions (fewer than k=5) in train.conll"),
         ({"name": "support_tickets", "strategy": "finetune"}, ConfigError,
          "task.strategy is 'finetune'; allowed: ['prototype', 'meta', 'finetune_head', 'finetune_all', "
-         "'finetune_lora', 'tfidf']"),
+         "'finetune_lora', 'nnshot', 'structshot', 'tfidf']"),
     ],
 )
 def test_user_mistakes_stop_the_run_with_a_message_naming_the_file_or_parameter(project, run_task, task, error,

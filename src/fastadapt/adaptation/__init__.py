@@ -5,6 +5,7 @@ from fastadapt.adaptation.classifier import EncoderClassifier
 from fastadapt.adaptation.fit import (
     adapt,
     fit_classifier,
+    fit_nnshot,
     fit_tagger,
     kshot_support,
     ner_kshot_support,
@@ -21,6 +22,6 @@ from fastadapt.adaptation.strategies import (
 
 __all__ = [
     "METRICS", "STRATEGIES", "AdaptationConfig", "AdaptationPlan", "DomainPlan", "EncoderClassifier",
-    "EncoderTagger", "LoraSettings", "adapt", "fit_classifier", "fit_tagger", "kshot_support",
+    "EncoderTagger", "LoraSettings", "adapt", "fit_classifier", "fit_nnshot", "fit_tagger", "kshot_support",
     "ner_kshot_support", "viterbi_iob2",
 ]

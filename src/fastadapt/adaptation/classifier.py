@@ -107,6 +107,10 @@ def head_from_settings(settings: dict[str, Any], state: dict[str, torch.Tensor])
         return head
     if settings["head"] == PrototypeHead.kind:
         return PrototypeHead(state["prototypes"], settings["metric"], settings["temperature"], state.get("active"))
+    if settings["head"] == "nearest":
+        from fastadapt.adaptation.nnshot import NearestNeighbourHead
+
+        return NearestNeighbourHead(state["support"], state["targets"], settings["n_classes"], settings["temperature"])
     raise ValueError(f"unknown head kind {settings['head']!r} in a saved model")
 
 

@@ -37,10 +37,14 @@ from fastadapt.adaptation.classifier import (
     token_limit,
 )
 from fastadapt.adaptation.ner import (
+    CASING_CLASSES,
     IGNORE_INDEX,
+    OTHER_CASING,
     EncoderTagger,
     TokenClassifierModule,
+    casing_features,
     encode_words,
+    subword_casing,
     subword_labels,
     tag_set,
     word_features,
@@ -82,8 +86,8 @@ class SequenceBatches:
     or per subword (tags); the order depends only on (seed, epoch)."""
 
     def __init__(self, token_ids: list[list[int]], labels: list[Any], batch_size: int, seed: int,
-                 pad_token_id: int, per_token: bool) -> None:
-        self.token_ids, self.labels, self.per_token = token_ids, labels, per_token
+                 pad_token_id: int, per_token: bool, casing: list[list[int]] | None = None) -> None:
+        self.token_ids, self.labels, self.per_token, self.casing = token_ids, labels, per_token, casing
         self.batch_size, self.seed, self.pad_token_id = min(batch_size, len(token_ids)), seed, pad_token_id
         self.lengths = [len(ids) for ids in token_ids]
         self._epoch, self._batches = -1, []
@@ -96,16 +100,21 @@ class SequenceBatches:
             self._epoch = epoch
             seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
             self._batches = length_bucketed_batches(self.lengths, self.batch_size, shuffle=True, seed=seed)
-        return collate([self.token_ids[i] for i in self._batches[index]],
-                       [self.labels[i] for i in self._batches[index]], self.pad_token_id, self.per_token)
+        chosen = self._batches[index]
+        return collate([self.token_ids[i] for i in chosen], [self.labels[i] for i in chosen], self.pad_token_id,
+                       self.per_token, None if self.casing is None else [self.casing[i] for i in chosen])
 
 
-def collate(token_ids: list[list[int]], labels: list[Any], pad_token_id: int, per_token: bool) -> dict[str, torch.Tensor]:
+def collate(token_ids: list[list[int]], labels: list[Any], pad_token_id: int, per_token: bool,
+            casing: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
     batch = pad_batch(token_ids, pad_token_id)
     if per_token:
         width = batch["input_ids"].shape[1]
         batch["labels"] = torch.tensor([list(row) + [IGNORE_INDEX] * (width - len(row)) for row in labels],
                                        dtype=torch.long)
+        if casing is not None:
+            batch["casing"] = torch.tensor([list(row) + [OTHER_CASING] * (width - len(row)) for row in casing],
+                                           dtype=torch.long)
     else:
         batch["labels"] = torch.tensor(labels, dtype=torch.long)
     return batch
@@ -116,7 +125,8 @@ def _feature_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Ten
 
 
 def _sequence_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    extra = {"casing": batch["casing"]} if "casing" in batch else {}
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra)
     return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch["labels"].reshape(-1),
                                        ignore_index=IGNORE_INDEX)
 
@@ -249,6 +259,8 @@ def fit_classifier(
     checkpoint_name: sub-folder of `training.checkpoint_dir` for this fit's checkpoints.
     """
     texts, labels = _check_texts(texts, labels)
+    if config.casing:
+        raise ValueError("casing applies to NER taggers only (fit_tagger), not to text classifiers")
     if features is not None and len(features) != len(texts):
         raise ValueError(f"features has {len(features)} rows for {len(texts)} texts")
     if features is not None and not config.frozen_encoder:
@@ -435,16 +447,21 @@ def fit_tagger(
     if len(tags) < 2:
         raise ValueError("tag_lists hold no entity at all (only 'O'); a tagger needs at least one entity type")
     index = {tag: i for i, tag in enumerate(tags)}
+    if config.casing and config.strategy == "prototype":
+        raise ValueError("casing applies to trained heads (head, full, lora), not to prototypes")
     common = {"strategy": config.strategy, "normalize": config.normalize_features, "max_length": config.max_length,
-              "batch_size": config.batch_size, "device": config.device}
+              "batch_size": config.batch_size, "device": config.device, "casing": config.casing}
 
     def flat_features(sentences, sentence_tags, given=None):
         states, present = given if given is not None else word_features(
             backbone, sentences, config.max_length, config.batch_size, config.device, progress)
-        x = np.concatenate([f[p] for f, p in zip(states, present)])
+        x = _prepare(np.concatenate([f[p] for f, p in zip(states, present)]), config)
+        if config.casing:
+            shapes = np.concatenate([c[p] for c, p in zip(casing_features(sentences), present)])
+            x = torch.cat([x, torch.from_numpy(shapes)], dim=1)
         y = np.concatenate([np.asarray([index.get(t, 0) for t in tags_], dtype=np.int64)[p]
                             for tags_, p in zip(sentence_tags, present)])
-        return _prepare(x, config), torch.from_numpy(y)
+        return x, torch.from_numpy(y)
 
     if config.frozen_encoder:
         x, y = flat_features(token_lists, tag_lists, features)
@@ -471,26 +488,85 @@ def fit_tagger(
         ids, firsts = encode_words(tokenizer, sentences, token_limit(backbone, config.max_length))
         keep = [i for i, sentence in enumerate(sentences) if sentence]
         labels = [subword_labels(firsts[i], len(ids[i]), [index.get(t, 0) for t in sentence_tags[i]]) for i in keep]
-        return [ids[i] for i in keep], labels
+        shapes = None
+        if config.casing:
+            word_casing = casing_features([sentences[i] for i in keep])
+            shapes = [subword_casing(firsts[i], len(ids[i]), c) for i, c in zip(keep, word_casing)]
+        return [ids[i] for i in keep], labels, shapes
 
     encoder = _trainable_encoder(backbone, config)
     torch.manual_seed(config.training.seed)
-    module = TokenClassifierModule(encoder, LinearHead(backbone.hidden_size, len(tags), config.dropout),
-                                   config.normalize_features)
-    ids, labels = encoded(token_lists, tag_lists)
+    extra = len(CASING_CLASSES) if config.casing else 0
+    module = TokenClassifierModule(encoder, LinearHead(backbone.hidden_size + extra, len(tags), config.dropout),
+                                   config.normalize_features, casing=config.casing)
+    ids, labels, shapes = encoded(token_lists, tag_lists)
     batches = SequenceBatches(ids, labels, config.training.batch_size, config.training.seed,
-                              tokenizer.pad_token_id, per_token=True)
+                              tokenizer.pad_token_id, per_token=True, casing=shapes)
     validate = None
     if validation is not None and config.training.early_stop_patience:
-        val_ids, val_labels = encoded(*_check_tagging(*validation))
+        val_ids, val_labels, val_shapes = encoded(*_check_tagging(*validation))
         order = length_bucketed_batches([len(i) for i in val_ids], config.batch_size)
         val_batches = [collate([val_ids[i] for i in b], [val_labels[i] for i in b], tokenizer.pad_token_id,
-                               per_token=True) for b in order]
+                               per_token=True, casing=None if val_shapes is None else [val_shapes[i] for i in b])
+                       for b in order]
         validate = lambda model: _mean_loss(model, val_batches, _sequence_loss)
     summary = _train(module, _sequence_loss, batches, config, checkpoint_name, validate,
                      f"{config.strategy} token fine-tuning ({len(tags)} tags)", progress)
     tuned = _merged_backbone(backbone, module.encoder, config)
     return EncoderTagger(tuned, module.head, tags, training=summary, **common)
+
+
+def fit_nnshot(
+    backbone: Backbone,
+    token_lists: Sequence[Sequence[str]],
+    tag_lists: Sequence[Sequence[str]],
+    *,
+    structured: bool = False,
+    transitions: Any = None,
+    transition_weight: float = 0.25,
+    temperature: float = 50.0,
+    max_length: int = 256,
+    batch_size: int = 64,
+    device: str = "auto",
+    features: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+    k: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> EncoderTagger:
+    """NNShot (structured=False) or StructShot (True) on the frozen encoder: every support word
+    with a subword is a neighbour (`fastadapt.adaptation.nnshot`). Nothing is trained.
+
+    transitions: the source domain's `AbstractTransitions` for StructShot (a pre-trained source
+        tagger carries them); None estimates them from the support sentences themselves.
+    temperature, transition_weight: only their ratio moves StructShot's path; the defaults are
+        the best mean held-out F1 on CoNLL testa over the four tag-set-extension folds
+        (benchmarks/ner_few_shot.py; a ratio of 10 cut entity recall to almost nothing there).
+    features / k / seed: as `fit_tagger`.
+    """
+    from fastadapt.adaptation.nnshot import AbstractTransitions, NearestNeighbourHead
+
+    token_lists, tag_lists = _check_tagging(token_lists, tag_lists)
+    if k is not None:
+        chosen = ner_kshot_support(tag_lists, k, seed)
+        token_lists, tag_lists = [token_lists[i] for i in chosen], [tag_lists[i] for i in chosen]
+        if features is not None:
+            features = ([features[0][i] for i in chosen], [features[1][i] for i in chosen])
+    tags = tag_set(tag_lists)
+    if len(tags) < 2:
+        raise ValueError("tag_lists hold no entity at all (only 'O'); a tagger needs at least one entity type")
+    index = {tag: i for i, tag in enumerate(tags)}
+    states, present = features if features is not None else word_features(
+        backbone, token_lists, max_length, batch_size, device, progress)
+    x = nn.functional.normalize(torch.as_tensor(np.concatenate([f[p] for f, p in zip(states, present)])), dim=-1)
+    y = torch.from_numpy(np.concatenate([np.asarray([index[t] for t in tags_], dtype=np.int64)[p]
+                                         for tags_, p in zip(tag_lists, present)]))
+    head = NearestNeighbourHead(x, y, len(tags), temperature)
+    if structured and transitions is None:
+        transitions = AbstractTransitions.from_tag_sequences(tag_lists)
+    return EncoderTagger(backbone, head, tags, strategy="structshot" if structured else "nnshot", normalize=True,
+                         max_length=max_length, batch_size=batch_size, device=device,
+                         transitions=transitions if structured else None, transition_weight=transition_weight,
+                         training={"support_tokens": int(len(y))})
 
 
 # ---- the entry point -----------------------------------------------------------------------------

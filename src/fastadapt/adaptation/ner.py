@@ -60,14 +60,22 @@ def iob2_transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return start, allowed
 
 
-def viterbi_iob2(log_probs: np.ndarray, tags: Sequence[str]) -> list[str]:
-    """The highest-scoring valid IOB2 tag sequence for per-word log-probabilities (n, T)."""
+def viterbi_iob2(log_probs: np.ndarray, tags: Sequence[str],
+                 scores: tuple[np.ndarray, np.ndarray] | None = None) -> list[str]:
+    """The highest-scoring valid IOB2 tag sequence for per-word log-probabilities (n, T).
+
+    scores: optional (start[T], transition[T, T]) log-scores added to the path (StructShot's
+    abstract transitions); the IOB2 constraints hold whatever they say.
+    """
     n = len(log_probs)
     if n == 0:
         return []
     start, allowed = iob2_transitions(tags)
-    transition = np.where(allowed, 0.0, -np.inf)
-    score = np.where(start, log_probs[0], -np.inf)
+    start_score, transition = np.zeros(len(tags)), np.zeros((len(tags), len(tags)))
+    if scores is not None:
+        start_score, transition = np.asarray(scores[0], dtype=np.float64), np.asarray(scores[1], dtype=np.float64)
+    transition = np.where(allowed, transition, -np.inf)
+    score = np.where(start, log_probs[0] + start_score, -np.inf)
     backpointers = np.zeros((n, len(tags)), dtype=np.int64)
     for position in range(1, n):
         candidates = score[:, None] + transition  # (previous, next)
@@ -134,17 +142,64 @@ def word_features(
     return features, [f >= 0 for f in firsts]
 
 
+CASING_CLASSES = ("lower", "upper", "title", "mixed", "digit", "other")
+OTHER_CASING = CASING_CLASSES.index("other")
+
+
+def casing_class(token: str) -> int:
+    """The casing of a token, an index into `CASING_CLASSES` (the word-shape feature of classic
+    taggers: Collobert et al. 2011, Chiu and Nichols 2016). MiniLM's tokeniser lower-cases, so
+    without it `Apple` and `apple`, `US` and `us` are the same input."""
+    letters = [c for c in token if c.isalpha()]
+    if not letters:
+        return CASING_CLASSES.index("digit") if any(c.isdigit() for c in token) else OTHER_CASING
+    if all(c.islower() for c in letters):
+        return CASING_CLASSES.index("lower")
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return CASING_CLASSES.index("upper")
+    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
+        return CASING_CLASSES.index("title")
+    return CASING_CLASSES.index("mixed")
+
+
+def casing_features(token_lists: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    """One-hot casing per word, (n_words, 6) float32 per sentence, what a cased head reads
+    beside the encoder's state. A linear head on [state, one-hot] is a linear head on the state
+    plus a learned casing embedding in the tag space: the casing embedding of the issue, with no
+    extra size to choose."""
+    eye = np.eye(len(CASING_CLASSES), dtype=np.float32)
+    return [eye[[casing_class(token) for token in tokens]].reshape(len(tokens), len(CASING_CLASSES))
+            for tokens in token_lists]
+
+
+def subword_casing(first: np.ndarray, length: int, casing: np.ndarray) -> list[int]:
+    """Casing class per subword: the word's on its first subword, `other` elsewhere (those
+    positions carry no label and are never read)."""
+    ids = [OTHER_CASING] * length
+    for word, position in enumerate(first):
+        if position >= 0:
+            ids[position] = int(casing[word].argmax())
+    return ids
+
+
 class TokenClassifierModule(nn.Module):
-    """Encoder -> per-subword (optionally normalised) states -> head: what full and LoRA train."""
+    """Encoder -> per-subword (optionally normalised) states [+ one-hot casing] -> head: what
+    full and LoRA train."""
 
-    def __init__(self, encoder: nn.Module, head: nn.Module, normalize: bool = False) -> None:
+    def __init__(self, encoder: nn.Module, head: nn.Module, normalize: bool = False, casing: bool = False) -> None:
         super().__init__()
-        self.encoder, self.head, self.normalize = encoder, head, normalize
+        self.encoder, self.head, self.normalize, self.casing = encoder, head, normalize, casing
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                casing: torch.Tensor | None = None) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.normalize:
             hidden = nn.functional.normalize(hidden, dim=-1)
+        if self.casing:
+            if casing is None:
+                raise ValueError("this tagger reads casing: pass casing (subword casing classes)")
+            one_hot = nn.functional.one_hot(casing, len(CASING_CLASSES)).to(hidden.dtype)
+            hidden = torch.cat([hidden, one_hot], dim=-1)
         return self.head(hidden)
 
 
@@ -152,6 +207,9 @@ class EncoderTagger:
     """A fitted `SequenceTagger`: encoder + head over first subwords + constrained Viterbi.
 
     tags_: the tag set, the column order of the emissions.
+    transitions: `AbstractTransitions` (StructShot) whose log-scores, times `transition_weight`,
+        are added to the Viterbi path; None: every valid IOB2 step scores 0.
+    casing: the head reads each word's one-hot casing after its (normalised) state.
     """
 
     def __init__(
@@ -166,6 +224,9 @@ class EncoderTagger:
         batch_size: int = 64,
         device: str = "auto",
         training: dict[str, Any] | None = None,
+        transitions: Any = None,
+        transition_weight: float = 1.0,
+        casing: bool = False,
     ) -> None:
         self.backbone, self.head = backbone, head.eval()
         self.tags_: list[str] = [str(t) for t in tags]
@@ -173,23 +234,31 @@ class EncoderTagger:
         self.strategy, self.normalize = strategy, normalize
         self.max_length, self.batch_size, self.device = max_length, batch_size, device
         self.training = dict(training or {})
+        self.transitions, self.transition_weight, self.casing = transitions, float(transition_weight), bool(casing)
 
     def word_features(self, token_lists: Sequence[Sequence[str]], progress: bool = False):
         return word_features(self.backbone, token_lists, self.max_length, self.batch_size, self.device, progress)
 
-    def log_probs_features(self, features: Sequence[np.ndarray], present: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Per-word tag log-probabilities; words without a subword get a flat row."""
+    def log_probs_features(self, features: Sequence[np.ndarray], present: Sequence[np.ndarray],
+                           casing: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Per-word tag log-probabilities; words without a subword get a flat row. `casing`
+        (`casing_features` of the same sentences) is needed when the tagger reads casing."""
+        if self.casing and casing is None:
+            raise ValueError("this tagger reads casing: pass casing=casing_features(token_lists)")
         target = resolve_device(self.device)
         head = self.head.to(target).eval()
         out = []
         lengths = [len(f) for f in features]
         flat = np.concatenate(features) if features and sum(lengths) else np.zeros((0, 1), np.float32)
+        flat_casing = np.concatenate(casing) if self.casing and len(flat) else None
         log_probs = np.zeros((len(flat), len(self.tags_)), dtype=np.float64)
         with torch.inference_mode():
             for start in range(0, len(flat), 8192):
                 x = torch.as_tensor(flat[start:start + 8192], device=target)
                 if self.normalize:
                     x = nn.functional.normalize(x, dim=-1)
+                if flat_casing is not None:
+                    x = torch.cat([x, torch.as_tensor(flat_casing[start:start + 8192], device=target)], dim=-1)
                 log_probs[start:start + len(x)] = torch.log_softmax(head(x).float(), dim=-1).cpu().numpy()
         offset = 0
         for length, mask in zip(lengths, present):
@@ -199,8 +268,16 @@ class EncoderTagger:
             offset += length
         return out
 
-    def predict_features(self, features: Sequence[np.ndarray], present: Sequence[np.ndarray]) -> list[list[str]]:
-        return [viterbi_iob2(rows, self.tags_) for rows in self.log_probs_features(features, present)]
+    def transition_scores(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.transitions is None:
+            return None
+        start, matrix = self.transitions.log_scores(self.tags_)
+        return self.transition_weight * start, self.transition_weight * matrix
+
+    def predict_features(self, features: Sequence[np.ndarray], present: Sequence[np.ndarray],
+                         casing: Sequence[np.ndarray] | None = None) -> list[list[str]]:
+        scores = self.transition_scores()
+        return [viterbi_iob2(rows, self.tags_, scores) for rows in self.log_probs_features(features, present, casing)]
 
     def predict(self, token_lists: Sequence[list[str]]) -> list[list[str]]:
         """One valid IOB2 tag list per token list, of the same length."""
@@ -208,18 +285,25 @@ class EncoderTagger:
         if not token_lists:
             return []
         features, present = self.word_features(token_lists)
-        return self.predict_features(features, present)
+        return self.predict_features(features, present, casing_features(token_lists) if self.casing else None)
 
     def save_directory(self, directory: str | Path) -> None:
         info = {"tags": self.tags_, "strategy": self.strategy, "normalize": self.normalize,
-                "max_length": self.max_length, "batch_size": self.batch_size, "training": self.training}
+                "max_length": self.max_length, "batch_size": self.batch_size, "training": self.training,
+                "transitions": None if self.transitions is None else self.transitions.to_dict(),
+                "transition_weight": self.transition_weight, "casing": self.casing}
         save_parts(directory, self.backbone, self.head, info, INFO_FILE)
 
     @classmethod
     def load_directory(cls, directory: str | Path) -> EncoderTagger:
+        from fastadapt.adaptation.nnshot import AbstractTransitions
+
         backbone, head, info = load_parts(directory, INFO_FILE)
+        transitions = info.get("transitions")
         return cls(backbone, head, info["tags"], strategy=info["strategy"], normalize=info["normalize"],
-                   max_length=info["max_length"], batch_size=info["batch_size"], training=info.get("training"))
+                   max_length=info["max_length"], batch_size=info["batch_size"], training=info.get("training"),
+                   transitions=None if transitions is None else AbstractTransitions.from_dict(transitions),
+                   transition_weight=info.get("transition_weight", 1.0), casing=info.get("casing", False))
 
     def __repr__(self) -> str:
         return f"EncoderTagger(backbone={self.backbone.name!r}, strategy={self.strategy!r}, tags={self.tags_})"

@@ -40,11 +40,13 @@ KNOWN_BACKBONE_SHORT = {"minilm-l6": "minilm", "tiny-bert": "tinybert", "pretrai
 
 _COMMON_KEYS = {"pooling", "normalize", "max_length", "batch_size", "device", "label_names"}
 HEAD_INITS = ("random", "prototype")
+_CASING_KEYS = {"casing"}  # NER only: the head reads each word's casing (fastadapt.adaptation.ner.casing_features)
+_INIT_KEYS = {"head_init", "metric", "temperature"}
 _STRATEGY_KEYS = {
     "prototype": _COMMON_KEYS | {"metric", "temperature"},
-    "head": _COMMON_KEYS | {"dropout", "training", "kshot_training", "head_init", "metric", "temperature"},
-    "full": _COMMON_KEYS | {"dropout", "training", "kshot_training", "head_init", "metric", "temperature"},
-    "lora": _COMMON_KEYS | {"dropout", "training", "kshot_training", "lora", "head_init", "metric", "temperature"},
+    "head": _COMMON_KEYS | _CASING_KEYS | _INIT_KEYS | {"dropout", "training", "kshot_training"},
+    "full": _COMMON_KEYS | _CASING_KEYS | _INIT_KEYS | {"dropout", "training", "kshot_training"},
+    "lora": _COMMON_KEYS | _CASING_KEYS | _INIT_KEYS | {"dropout", "training", "kshot_training", "lora"},
 }
 
 
@@ -157,6 +159,8 @@ class AdaptationConfig:
         already knows instead of from chance (Triantafillou et al. 2020, "Proto-MAML").
     label_names: add each class name as one more support text where the label is words
         (`card_arrival` -> "card arrival"; `fastadapt.tasks.meta_episodes.label_text`).
+    casing: NER taggers (full, lora, head) read each word's casing beside its state; MiniLM is
+        lower-cased, so otherwise `Apple` and `apple` look alike.
     """
 
     strategy: str = "prototype"
@@ -172,6 +176,7 @@ class AdaptationConfig:
     device: str = "auto"
     head_init: str = "random"
     label_names: bool = False
+    casing: bool = False
 
     @property
     def normalize_features(self) -> bool:
@@ -220,6 +225,9 @@ class AdaptationConfig:
         label_names = settings.get("label_names", cls.label_names)
         if not isinstance(label_names, bool):
             raise ConfigError(f"{where}.label_names must be true or false; got {label_names!r}")
+        casing = settings.get("casing", False)
+        if casing not in (True, False):
+            raise ConfigError(f"{where}.casing must be true or false; got {casing!r}")
         training = None
         if strategy in TRAINED_STRATEGIES:
             block = dict(_check_mapping(f"{where}.training", settings.get("training")))
@@ -232,7 +240,7 @@ class AdaptationConfig:
         return cls(strategy=strategy, metric=metric, temperature=float(temperature), pooling=pooling,
                    normalize=normalize, max_length=int(max_length), batch_size=int(batch_size),
                    dropout=float(dropout), lora=lora, training=training, device=device, head_init=head_init,
-                   label_names=label_names)
+                   label_names=label_names, casing=bool(casing))
 
 
 @dataclass(frozen=True)

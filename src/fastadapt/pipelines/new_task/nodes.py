@@ -23,6 +23,7 @@ import yaml
 from fastadapt.adapt import adapt, check_strategy
 from fastadapt.config import ConfigError
 from fastadapt.evaluation.metrics import classification_metrics, ner_metrics
+from fastadapt.models.baselines import repair_iob2
 from fastadapt.models.predictor import classification_predictions, ner_predictions
 from fastadapt.readers import read_raw
 from fastadapt.readers.quarantine import RawInputError, quarantine_frame
@@ -38,6 +39,12 @@ UNSET = "unset"  # the dataset name part while task.name is missing (the first n
 DECLARATION = "task.yml"
 DECLARABLE = {"ner": {"scheme"}, "text_classification": {"max_text_chars"}}
 QUARANTINE_LOG_LINES = 20
+# `task.strategy: auto` for NER: StructShot, the best mean over the tag-set-extension folds and the
+# CrossNER domains in data/08_reporting/ner_few_shot.md (benchmarks/ner_few_shot.py).
+NER_DEFAULT_STRATEGY = "structshot"
+# For text: a prototype-initialised head with class names on the frozen meta-learned encoder, the
+# best strategy within the 30 s budget in the leave-one-domain-out table of meta_learning.md.
+TEXT_DEFAULT_STRATEGY = "finetune_head"
 FORMAT_HINT = ("A new task is a folder data/01_raw/tasks/<name>/ with train.csv and test.csv (columns text,label), "
                "or train.conll and test.conll for NER.")
 
@@ -46,7 +53,7 @@ def task_settings(task: Mapping[str, Any] | None) -> dict[str, Any]:
     """The validated `task:` block (defaults filled in); errors name `task.<key>`."""
     if task is not None and not isinstance(task, Mapping):
         raise ConfigError(f"task must be a mapping (name, shots, seed, strategy, kind, model); got {task!r}")
-    task = {"name": None, "shots": None, "seed": 0, "strategy": "finetune_head", "kind": "auto",
+    task = {"name": None, "shots": None, "seed": 0, "strategy": "auto", "kind": "auto",
             "model": "meta_learner", **dict(task or {})}
     unknown = sorted(set(task) - TASK_KEYS)
     if unknown:
@@ -65,7 +72,8 @@ def task_settings(task: Mapping[str, Any] | None) -> dict[str, Any]:
     seed = task["seed"]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"task.seed is {seed!r}; allowed: an integer >= 0")
-    task["strategy"] = check_strategy(task["strategy"], "task.strategy")
+    if task["strategy"] != "auto":
+        task["strategy"] = check_strategy(task["strategy"], "task.strategy")
     if task["kind"] not in KINDS:
         raise ConfigError(f"task.kind is {task['kind']!r}; allowed: {list(KINDS)}")
     if not isinstance(task["model"], str) or not task["model"]:
@@ -200,11 +208,12 @@ def adapt_task(train: pd.DataFrame, test: pd.DataFrame, read_info: Mapping[str, 
     """Adapt the model `task.model` names with `task.strategy` on the drawn support set, then score
     the test rows: (metrics, predictions in the evaluation contract)."""
     task = task_settings(task)
-    strategy = task["strategy"]
+    ner = "tags" in train
+    strategy = task["strategy"] if task["strategy"] != "auto" else (NER_DEFAULT_STRATEGY if ner else TEXT_DEFAULT_STRATEGY)
+    task["strategy"] = strategy
     options = dict((strategies or {}).get(strategy) or {})
     support = draw_support(train, task)
     learner = _learner(task, meta_learner, pretrained_backbone)
-    ner = "tags" in train
     columns = ["tokens", "tags"] if ner else ["text", "label"]
     predictor = adapt(learner, support[columns], strategy, where="task.strategy", **options)
     if ner:
@@ -212,7 +221,8 @@ def adapt_task(train: pd.DataFrame, test: pd.DataFrame, read_info: Mapping[str, 
         scores = ner_metrics(predictions)
         quality = {"entity_f1": scores["entity_f1"], "precision": scores["precision"], "recall": scores["recall"],
                    "accuracy": scores["token_accuracy"], "token_accuracy": scores["token_accuracy"],
-                   "per_type_f1": {k.removeprefix("f1__"): v for k, v in scores.items() if k.startswith("f1__")}}
+                   "per_type_f1": {k.removeprefix("f1__"): v for k, v in scores.items() if k.startswith("f1__")},
+                   "valid_iob2": float(np.mean([repair_iob2(list(p)) == list(p) for p in predictions["predicted"]]))}
         labels = sorted(set().union(*(entity_mentions(tags) for tags in support["tags"])))
     else:
         predictions = classification_predictions(predictor, test)

@@ -1,0 +1,73 @@
+"""Supervised transfer for few-shot NER: a tagger pre-trained on source entity types, the
+starting encoder of a new task (Huang et al. 2021, "Few-shot named entity recognition: an
+empirical baseline study": supervised pre-training on the source types, then NNShot /
+StructShot or fine-tuning on the target's few shots, beats meta-learning alone).
+
+    from fastadapt.adaptation.transfer import pretrain_tagger
+    tagger = pretrain_tagger(backbone, tokens, tags, config, held_out=["PER"])   # PER never seen
+    tagger.save_directory("data/06_models/ner_source_tagger")
+    adapt(tagger, support, "structshot")         # its encoder, its source transitions
+
+Tag-set extension (PROTOCOL.md section 4) holds a type out: its mentions are relabelled `O` in
+everything the source tagger trains on, and `pretrain_tagger` checks that no tag of it is left,
+so a fold's encoder can never have seen the type it is tested on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastadapt.adaptation.ner import EncoderTagger
+from fastadapt.adaptation.nnshot import AbstractTransitions
+from fastadapt.adaptation.strategies import AdaptationConfig
+from fastadapt.models.backbones import Backbone
+
+
+class HeldOutLeakError(ValueError):
+    """Training material of a source tagger still tags an entity type that is held out."""
+
+
+def hold_out_types(tag_lists: Sequence[Sequence[str]], held_out: Iterable[str]) -> list[list[str]]:
+    """Copies of `tag_lists` with every B-/I- tag of a held-out type replaced by `O`."""
+    held = set(held_out)
+    return [["O" if tag != "O" and tag[2:] in held else str(tag) for tag in tags] for tags in tag_lists]
+
+
+def check_no_leak(tag_lists: Sequence[Sequence[str]], held_out: Iterable[str], where: str = "tag_lists") -> None:
+    """Raise `HeldOutLeakError` naming the sentence when a held-out type is tagged anywhere."""
+    held = set(held_out)
+    for i, tags in enumerate(tag_lists):
+        leaked = sorted({tag[2:] for tag in tags if tag != "O" and tag[2:] in held})
+        if leaked:
+            raise HeldOutLeakError(f"{where}[{i}] tags held-out type(s) {leaked}; relabel them O "
+                                   f"(hold_out_types) before training")
+
+
+def pretrain_tagger(
+    backbone: Backbone,
+    token_lists: Sequence[Sequence[str]],
+    tag_lists: Sequence[Sequence[str]],
+    config: AdaptationConfig,
+    *,
+    held_out: Iterable[str] = (),
+    source: str = "",
+    **fit_options: Any,
+) -> EncoderTagger:
+    """A source tagger fine-tuned (`config`, usually strategy full) on the source sentences with
+    the `held_out` types relabelled O. It keeps the abstract IOB2 transitions of its training
+    tags (StructShot's source-domain estimate) and, in `training`, the held-out types and the
+    source's name."""
+    from fastadapt.adaptation.fit import fit_tagger
+
+    held = sorted(set(held_out))
+    relabelled = hold_out_types(tag_lists, held)
+    check_no_leak(relabelled, held, "source tag_lists")
+    tagger = fit_tagger(backbone, token_lists, relabelled, config, **fit_options)
+    tagger.transitions = AbstractTransitions.from_tag_sequences(relabelled)
+    tagger.training = {**tagger.training, "held_out": held, "source": source,
+                       "source_sentences": len(relabelled)}
+    return tagger
+
+
+__all__ = ["HeldOutLeakError", "check_no_leak", "hold_out_types", "pretrain_tagger"]
