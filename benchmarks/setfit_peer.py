@@ -94,11 +94,11 @@ class SetFitClassifier:
 def our_arms(parameters: Mapping[str, Any], names: Sequence[str] | None = None) -> list[Arm]:
     """Our strategies with their `new_task` options: `names`, else the default (`task.strategy`)
     and `prototype`; each label says which is the default and which the fastest."""
-    from fastadapt.adapt import check_strategy
+    from fastadapt.adapt import check_strategy, resolve_strategy
 
     task = parameters.get("task") or {}
     strategies = (parameters.get("new_task") or {}).get("strategies") or {}
-    default = check_strategy(task.get("strategy", "prototype"), "task.strategy")
+    default = check_strategy(resolve_strategy(task.get("strategy", "auto"), "text_classification"), "task.strategy")
     names = list(dict.fromkeys(check_strategy(n, "--strategies") for n in (names or [default, "prototype"])))
     if "tfidf" in names:
         sys.exit("--strategies: 'tfidf' trains no encoder; this benchmark compares encoder strategies with SetFit")

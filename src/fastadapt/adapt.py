@@ -129,6 +129,18 @@ class AdaptedPredictor:
         return getattr(self.model, name)
 
 
+# What `auto` means (new_task's default): for text, a prototype-initialised head with class names on
+# the frozen (meta-learned) encoder, the best strategy within the 30 s budget in the leave-one-
+# domain-out table of data/08_reporting/meta_learning.md; for NER, StructShot, the best mean over
+# the tag-set-extension folds and CrossNER domains of data/08_reporting/ner_few_shot.md.
+AUTO_STRATEGY = {"text_classification": "finetune_head", "ner": "structshot"}
+
+
+def resolve_strategy(strategy: str, kind: str) -> str:
+    """`strategy`, or the default of the task kind when it is `auto`."""
+    return AUTO_STRATEGY[kind] if strategy == "auto" else strategy
+
+
 def check_strategy(strategy: str | AdaptStrategy, where: str = "strategy") -> str:
     """The strategy's name, or a `ConfigError` naming `where` and the allowed values."""
     value = strategy.value if isinstance(strategy, AdaptStrategy) else strategy
@@ -366,4 +378,4 @@ def _tfidf(support: pd.DataFrame, kind: str, options: Mapping[str, Any], where: 
         raise
 
 
-__all__ = ["STRATEGIES", "AdaptStrategy", "AdaptedPredictor", "adapt", "check_strategy"]
+__all__ = ["AUTO_STRATEGY", "STRATEGIES", "resolve_strategy", "AdaptStrategy", "AdaptedPredictor", "adapt", "check_strategy"]

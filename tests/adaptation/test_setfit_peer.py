@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from fastadapt.adapt import resolve_strategy
+
 from .conftest import TEXTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +52,7 @@ def test_setfit_beside_our_default_and_prototype_on_the_same_draws(peer, tiny_ba
     text = output.read_text()
     assert [p.name for p in output.parent.iterdir()] == ["setfit_peer.md"]  # no temporary file left
     parameters = yaml.safe_load((REPO / "conf" / "base" / "parameters_new_task.yml").read_text())
-    default = parameters["task"]["strategy"]
+    default = resolve_strategy(parameters["task"]["strategy"], "text_classification")
     arms = [a.label for a in peer.our_arms(parameters)]
     assert arms[0].startswith(f"{default} (our default") and arms[-1].startswith("prototype (")
     assert arms[-1].endswith("our fastest)")

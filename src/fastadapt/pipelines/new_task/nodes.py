@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from fastadapt.adapt import adapt, check_strategy
+from fastadapt.adapt import adapt, check_strategy, resolve_strategy
 from fastadapt.config import ConfigError
 from fastadapt.evaluation.metrics import classification_metrics, ner_metrics
 from fastadapt.models.baselines import repair_iob2
@@ -39,12 +39,6 @@ UNSET = "unset"  # the dataset name part while task.name is missing (the first n
 DECLARATION = "task.yml"
 DECLARABLE = {"ner": {"scheme"}, "text_classification": {"max_text_chars"}}
 QUARANTINE_LOG_LINES = 20
-# `task.strategy: auto` for NER: StructShot, the best mean over the tag-set-extension folds and the
-# CrossNER domains in data/08_reporting/ner_few_shot.md (benchmarks/ner_few_shot.py).
-NER_DEFAULT_STRATEGY = "structshot"
-# For text: a prototype-initialised head with class names on the frozen meta-learned encoder, the
-# best strategy within the 30 s budget in the leave-one-domain-out table of meta_learning.md.
-TEXT_DEFAULT_STRATEGY = "finetune_head"
 FORMAT_HINT = ("A new task is a folder data/01_raw/tasks/<name>/ with train.csv and test.csv (columns text,label), "
                "or train.conll and test.conll for NER.")
 
@@ -209,7 +203,7 @@ def adapt_task(train: pd.DataFrame, test: pd.DataFrame, read_info: Mapping[str, 
     the test rows: (metrics, predictions in the evaluation contract)."""
     task = task_settings(task)
     ner = "tags" in train
-    strategy = task["strategy"] if task["strategy"] != "auto" else (NER_DEFAULT_STRATEGY if ner else TEXT_DEFAULT_STRATEGY)
+    strategy = resolve_strategy(task["strategy"], "ner" if ner else "text_classification")
     task["strategy"] = strategy
     options = dict((strategies or {}).get(strategy) or {})
     support = draw_support(train, task)
