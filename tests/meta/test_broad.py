@@ -73,8 +73,9 @@ def test_label_text_keeps_words_only():
 
 
 def test_the_plan_names_bad_settings():
-    with pytest.raises(ConfigError, match="folds"):
-        plan(folds=["nowhere"])
+    assert plan(folds=["nowhere", "customer_intent"]).folds == ("customer_intent",)
+    with pytest.raises(ConfigError, match="nothing to train"):
+        plan(folds=["nowhere"], release=False)
     with pytest.raises(ConfigError, match="n_way"):
         plan(n_way=[1, 3])
     with pytest.raises(ConfigError, match="varied N-way"):

@@ -21,6 +21,7 @@ the SMLMT pool, so nothing of D is seen before D is evaluated.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ import pandas as pd
 from fastadapt.config import ConfigError
 from fastadapt.meta.config import MetaConfig
 from fastadapt.tasks.meta_episodes import LabelledEpisodeSource, MixtureSource, SmlmtSource
+
+log = logging.getLogger(__name__)
 
 RELEASE = "all"  # the fold name of the released meta-learner: every source
 SMLMT = "smlmt"
@@ -81,15 +84,19 @@ class BroadPlan:
         if unknown:
             raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: {sorted(_KEYS)}")
         folds = tuple(params.get("folds") or ())
-        bad = [f for f in folds if f not in text_domains]
-        if bad:
-            raise ConfigError(f"{where}.folds names {bad}, which are not text-classification domains; "
-                              f"allowed: {list(text_domains)}")
+        if not isinstance(params.get("folds") or [], (list, tuple)):
+            raise ConfigError(f"{where}.folds must be a list of text-classification domains; got {params['folds']!r}")
+        absent = [f for f in folds if f not in text_domains]
+        if absent:  # the quick default names Banking77; a project without it still meta-trains
+            log.warning("%s.folds names %s, which are not text-classification domains of this project (%s): "
+                        "no leave-one-domain-out fold for them", where, absent, list(text_domains))
+            folds = tuple(f for f in folds if f in text_domains)
         release = params.get("release", True)
         if not isinstance(release, bool):
             raise ConfigError(f"{where}.release must be true or false; got {release!r}")
         if not release and not folds:
-            raise ConfigError(f"{where}: release is false and folds is empty: nothing to train")
+            raise ConfigError(f"{where}: release is false and no fold names a domain of this project: nothing to "
+                              f"train; set release: true or name folds among {list(text_domains)}")
         meta = dict(params.get("meta") or {})
         meta["algorithm"] = params.get("algorithm", "protonet")
         n_way, k_shot = _range(params.get("n_way", [5, 5]), f"{where}.n_way"), None
