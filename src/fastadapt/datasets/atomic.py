@@ -166,6 +166,7 @@ class AtomicFolderDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         os.replace(link, self._path)  # the one step readers see: the old set, then the new one
         if previous is not None and previous.parent == self._runs and previous != run:
             shutil.rmtree(previous, ignore_errors=True)
+        self._sweep(local)  # what a save killed after its link swap left behind is superseded now
         if self._mlflow_artifact_path:
             import mlflow
 
