@@ -409,6 +409,20 @@ def _check_tagging(token_lists, tag_lists) -> tuple[list[list[str]], list[list[s
     return token_lists, tag_lists
 
 
+def _tagging_support(token_lists, tag_lists, features, k: int | None, seed: int):
+    """(tokens, tags, features) of the k-mention support set when `k` is given, the tag set and its index."""
+    if k is not None:
+        chosen = ner_kshot_support(tag_lists, k, seed)
+        token_lists, tag_lists = [token_lists[i] for i in chosen], [tag_lists[i] for i in chosen]
+        if features is not None:
+            features = ([features[0][i] for i in chosen], [features[1][i] for i in chosen])
+    tags = tag_set(tag_lists)
+    if len(tags) < 2:
+        raise ValueError("tag_lists hold no entity at all (only 'O'); a tagger needs at least one entity type")
+    index = {tag: i for i, tag in enumerate(tags)}
+    return token_lists, tag_lists, features, tags, index
+
+
 def fit_tagger(
     backbone: Backbone,
     token_lists: Sequence[Sequence[str]],
@@ -438,15 +452,7 @@ def fit_tagger(
             raise ValueError(f"features are only used by frozen-encoder strategies, not '{config.strategy}'")
         if len(features) != 2 or len(features[0]) != len(token_lists) or len(features[1]) != len(token_lists):
             raise ValueError("features must be (states, masks), one entry per sentence of token_lists")
-    if k is not None:
-        chosen = ner_kshot_support(tag_lists, k, seed)
-        token_lists, tag_lists = [token_lists[i] for i in chosen], [tag_lists[i] for i in chosen]
-        if features is not None:
-            features = ([features[0][i] for i in chosen], [features[1][i] for i in chosen])
-    tags = tag_set(tag_lists)
-    if len(tags) < 2:
-        raise ValueError("tag_lists hold no entity at all (only 'O'); a tagger needs at least one entity type")
-    index = {tag: i for i, tag in enumerate(tags)}
+    token_lists, tag_lists, features, tags, index = _tagging_support(token_lists, tag_lists, features, k, seed)
     if config.casing and config.strategy == "prototype":
         raise ValueError("casing applies to trained heads (head, full, lora), not to prototypes")
     common = {"strategy": config.strategy, "normalize": config.normalize_features, "max_length": config.max_length,
@@ -546,15 +552,7 @@ def fit_nnshot(
     from fastadapt.adaptation.nnshot import AbstractTransitions, NearestNeighbourHead
 
     token_lists, tag_lists = _check_tagging(token_lists, tag_lists)
-    if k is not None:
-        chosen = ner_kshot_support(tag_lists, k, seed)
-        token_lists, tag_lists = [token_lists[i] for i in chosen], [tag_lists[i] for i in chosen]
-        if features is not None:
-            features = ([features[0][i] for i in chosen], [features[1][i] for i in chosen])
-    tags = tag_set(tag_lists)
-    if len(tags) < 2:
-        raise ValueError("tag_lists hold no entity at all (only 'O'); a tagger needs at least one entity type")
-    index = {tag: i for i, tag in enumerate(tags)}
+    token_lists, tag_lists, features, tags, index = _tagging_support(token_lists, tag_lists, features, k, seed)
     states, present = features if features is not None else word_features(
         backbone, token_lists, max_length, batch_size, device, progress)
     x = nn.functional.normalize(torch.as_tensor(np.concatenate([f[p] for f, p in zip(states, present)])), dim=-1)
