@@ -46,19 +46,9 @@ def bounded_server(model_uri: str, tracking_uri: str, log_path: Path) -> Iterato
              "--port", str(port), "--max-body-bytes", str(MAX_BODY), "--max-json-depth", str(MAX_DEPTH)],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        base, started = f"http://127.0.0.1:{port}", time.perf_counter()
+        base = f"http://127.0.0.1:{port}"
         try:
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
-                try:
-                    if requests.get(f"{base}/ping", timeout=1).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.perf_counter() - started > STARTUP_SECONDS:
-                    pytest.fail(f"the server did not answer within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
-                time.sleep(0.5)
+            wait_until_serving(process, base, log_path)
             yield base
         finally:
             os.killpg(process.pid, 15)
@@ -104,3 +94,19 @@ def check_bad_requests(base: str, good: Callable[[], None]) -> dict[str, float]:
     assert all(len(a.content) < SHORT for a in answers)
     good()
     return timings
+
+
+def wait_until_serving(process: subprocess.Popen, base: str, log_path: Path) -> float:
+    """Seconds until `base`/ping answers 200; the test fails if the server exits or stays silent."""
+    started = time.perf_counter()
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if requests.get(f"{base}/ping", timeout=1).status_code == 200:
+                return time.perf_counter() - started
+        except requests.ConnectionError:
+            pass
+        if time.perf_counter() - started > STARTUP_SECONDS:
+            pytest.fail(f"the server did not answer within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
+        time.sleep(0.5)

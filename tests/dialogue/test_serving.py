@@ -12,16 +12,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-import requests
 from mlflow.exceptions import MlflowException
-from monitoring.test_serving import STARTUP_SECONDS, free_port, invoke
-from serving_checks import bounded_server, check_bad_requests
+from monitoring.test_serving import free_port, invoke
+from serving_checks import bounded_server, check_bad_requests, wait_until_serving
 
 from fastadapt.dialogue.serving import (
     AnswerSuggesterModel,
@@ -106,19 +104,9 @@ def test_served_model_answers_over_http(suggester):
              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        base, started = f"http://127.0.0.1:{port}", time.perf_counter()
+        base = f"http://127.0.0.1:{port}"
         try:
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"mlflow models serve exited with {process.returncode}:\n{log_path.read_text()}")
-                try:
-                    if requests.get(f"{base}/ping", timeout=1).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.perf_counter() - started > STARTUP_SECONDS:
-                    pytest.fail(f"the server did not answer within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
-                time.sleep(0.5)
+            wait_until_serving(process, base, log_path)
             good = invoke(base, {"dataframe_split": {"columns": ["text"], "data": [["I forgot my password"]]},
                                  "params": {"top_n": 1}})
             assert good.status_code == 200, good.text

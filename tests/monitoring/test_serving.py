@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
@@ -23,7 +22,7 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
-from serving_checks import bounded_server, check_bad_requests
+from serving_checks import bounded_server, check_bad_requests, wait_until_serving
 
 from fastadapt.models.baselines import TfidfLogisticRegression
 from fastadapt.monitoring import registry
@@ -76,20 +75,9 @@ def server(tmp_path_factory, server_registry):
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    started = time.perf_counter()
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow models serve exited with {process.returncode}:\n{(root / 'server.log').read_text()}")
-            try:
-                if requests.get(f"{base}/ping", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.perf_counter() - started > STARTUP_SECONDS:
-                pytest.fail(f"the server did not answer within {STARTUP_SECONDS} s:\n{(root / 'server.log').read_text()}")
-            time.sleep(0.5)
-        print(f"mlflow models serve answered after {time.perf_counter() - started:.1f} s")
+        seconds = wait_until_serving(process, base, root / "server.log")
+        print(f"mlflow models serve answered after {seconds:.1f} s")
         yield base
     finally:
         os.killpg(process.pid, 15)  # the server and its uvicorn child, started in their own session
