@@ -75,8 +75,10 @@ def test_setfit_beside_our_default_and_prototype_on_the_same_draws(peer, tiny_ba
         ours = draws[draws["method"] == row.ours]
         points = 100 * (ours["accuracy"].to_numpy() - setfit["accuracy"].to_numpy()).mean()
         assert float(row[3]) == pytest.approx(points, abs=0.2)  # accuracy difference (points)
-        speed = setfit["adaptation seconds"].mean() / ours["adaptation seconds"].mean()
-        assert float(row[7]) == pytest.approx(speed, rel=0.05, abs=0.01)  # speed ratio
+        # The draws table rounds seconds to 3 decimals: a fit shown as 0.007 s took 0.0065 to 0.0075 s.
+        theirs, mine = setfit["adaptation seconds"].mean(), ours["adaptation seconds"].mean()
+        lowest, highest = (theirs - 5e-4) / (mine + 5e-4), (theirs + 5e-4) / max(mine - 5e-4, 1e-4)
+        assert lowest - 1e-3 <= float(row[7]) <= highest + 1e-3  # speed ratio
 
 
 def test_ratios_are_paired_by_draw(peer):
