@@ -24,11 +24,12 @@ from fastadapt.evaluation.metrics import classification_metrics
 from fastadapt.meta import build_algorithm, build_learner, meta_train
 from fastadapt.meta.broad import RELEASE, BroadPlan, broad_sources
 from fastadapt.meta.saved import MetaLearnedModel
-from fastadapt.models.encoder import embed_texts
 from fastadapt.pipelines.meta_training.nodes import load_named_backbone, plan_from
 
 log = logging.getLogger(__name__)
 
+# Strategies that leave the encoder as it is: the test split is embedded once per encoder for all of them.
+FROZEN_ENCODER = ("prototype", "finetune_head")
 LODO_COLUMNS = ["fold", "model", "strategy", "k", "seed", "accuracy", "macro_f1", "n_test", "adaptation_seconds"]
 
 
@@ -125,24 +126,25 @@ def lodo_evaluate_node(fold_model: MetaLearnedModel, splits: pd.DataFrame, kshot
                                      "meta_training.broad.evaluation.pretrained", wordpiece_tokenizer,
                                      pretrained_backbone, seed=broad.config.seed)
     arms = {"meta_trained": fold_model.backbone, "pretrained": pretrained}
+    test_texts = test["text"].tolist()
     for model, backbone in arms.items():
         started = time.perf_counter()
-        test_x = None
+        test_features: dict[tuple, np.ndarray] = {}  # frozen encoder: its test features once per (length, pooling)
         for strategy in settings["strategies"]:
             strategy_options = dict(options.get(strategy) or {})
+            if strategy == "prototype":
+                strategy_options = {"metric": broad.config.distance, "max_length": broad.config.max_length,
+                                    "pooling": broad.config.pooling, **strategy_options}
             for k, seed, ids in sets:
                 support = by_id.loc[ids, ["text", "label"]]
-                if strategy == "prototype":  # frozen: the test features once per encoder
-                    if test_x is None:
-                        test_x = embed_texts(backbone, test["text"].tolist(), max_length=broad.config.max_length,
-                                             pooling=broad.config.pooling, normalize=False, device=plan.meta.device)
-                    predictor = adapt(backbone, support, "prototype", **{
-                        "metric": broad.config.distance, "max_length": broad.config.max_length,
-                        "pooling": broad.config.pooling, **strategy_options})
-                    predicted = predictor.predict_features(test_x)
+                predictor = adapt(backbone, support, strategy, seed=seed, **strategy_options)
+                if strategy in FROZEN_ENCODER:
+                    key = (predictor.max_length, predictor.pooling)
+                    if key not in test_features:
+                        test_features[key] = predictor.embed(test_texts)
+                    predicted = predictor.predict_features(test_features[key])
                 else:
-                    predictor = adapt(backbone, support, strategy, seed=seed, **strategy_options)
-                    predicted = predictor.predict(test["text"].tolist())
+                    predicted = predictor.predict(test_texts)
                 score(model, strategy, k, seed, predicted, predictor.adaptation_seconds)
         log.info("fold %s: %s arms in %.0f s", fold, model, time.perf_counter() - started)
     tfidf = dict((baselines_params or {}).get("tfidf") or {})
