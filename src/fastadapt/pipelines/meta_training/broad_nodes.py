@@ -97,9 +97,13 @@ def _kshot_sets(kshot_sets: pd.DataFrame, ks: Sequence[int] | None, seeds: Seque
 def lodo_evaluate_node(fold_model: MetaLearnedModel, splits: pd.DataFrame, kshot_sets: pd.DataFrame,
                        params: Mapping[str, Any], new_task_params: Mapping[str, Any],
                        baselines_params: Mapping[str, Any], text_domains: list[str], fold: str,
-                       wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None) -> pd.DataFrame:
+                       wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None,
+                       peers: bool = True) -> pd.DataFrame:
     """Fold D: the meta-learner that never saw D and the pretrained encoder, adapted with the same
-    strategies on the same k-shot draws of D, and TF-IDF + LR; scored on D's whole test split."""
+    strategies on the same k-shot draws of D, and TF-IDF + LR; scored on D's whole test split.
+
+    peers: False scores the meta-learner alone (benchmarks/meta_ablation.py scores the peers once
+    for all its variants)."""
     plan = plan_from(params)
     broad = broad_plan(params, text_domains)
     settings = {"strategies": ["prototype", "finetune_all"], "ks": None, "seeds": None, "max_test_rows": None,
@@ -122,10 +126,11 @@ def lodo_evaluate_node(fold_model: MetaLearnedModel, splits: pd.DataFrame, kshot
                         "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n_test": len(test),
                         "adaptation_seconds": seconds})
 
-    pretrained = load_named_backbone(broad.evaluation.get("pretrained", "minilm-l6"),
-                                     "meta_training.broad.evaluation.pretrained", wordpiece_tokenizer,
-                                     pretrained_backbone, seed=broad.config.seed)
-    arms = {"meta_trained": fold_model.backbone, "pretrained": pretrained}
+    arms = {"meta_trained": fold_model.backbone}
+    if peers:
+        arms["pretrained"] = load_named_backbone(broad.evaluation.get("pretrained", "minilm-l6"),
+                                                 "meta_training.broad.evaluation.pretrained", wordpiece_tokenizer,
+                                                 pretrained_backbone, seed=broad.config.seed)
     test_texts = test["text"].tolist()
     for model, backbone in arms.items():
         started = time.perf_counter()
@@ -148,7 +153,7 @@ def lodo_evaluate_node(fold_model: MetaLearnedModel, splits: pd.DataFrame, kshot
                 score(model, strategy, k, seed, predicted, predictor.adaptation_seconds)
         log.info("fold %s: %s arms in %.0f s", fold, model, time.perf_counter() - started)
     tfidf = dict((baselines_params or {}).get("tfidf") or {})
-    for k, seed, ids in sets:
+    for k, seed, ids in sets if peers else ():
         predictor = adapt(None, by_id.loc[ids, ["text", "label"]], "tfidf", **tfidf)
         score("tfidf", "tfidf", k, seed, predictor.predict(test["text"].tolist()), predictor.adaptation_seconds)
     return pd.DataFrame.from_records(records, columns=LODO_COLUMNS)
