@@ -115,6 +115,33 @@ def main(argv: Sequence[str] | None = None) -> Path:
         parser.error(f"--variants: unknown {unknown}; known: {list(chosen)}")
 
     started, results, peers, runs = time.perf_counter(), [], [], []
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / "meta_ablation.md"
+
+    def write_report() -> str:
+        """The report of the runs finished so far (rewritten after each: a long run is readable early)."""
+        done, scored_peers = pd.concat(results, ignore_index=True), pd.concat(peers, ignore_index=True)
+        everything = pd.concat([done, scored_peers.assign(variant="-")], ignore_index=True)
+        means = everything.groupby(["fold", "variant", "model", "strategy", "k"])["accuracy"].mean()
+        lines = ["# Meta-training ablations (leave one domain out)", "",
+                 f"- environment `{args.env}`, folds {args.folds}, variants {names}; evaluation {evaluation}",
+                 "- each variant: `meta_training.broad` of that environment with the overrides below; the pretrained "
+                 "encoder and TF-IDF + LR on the same draws, scored once per fold",
+                 *[f"  - `{n}`: {chosen[n] or 'as configured'}" for n in names],
+                 f"- machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, load average "
+                 f"{os.getloadavg()[0]:.1f}; {time.perf_counter() - started:.0f} s so far, "
+                 f"{len(runs)} of {len(names) * len(args.folds)} runs", "",
+                 "## Meta-training runs", "", markdown_table(pd.DataFrame(runs), "{:.3f}"),
+                 "## Meta-trained minus pretrained (same strategy, paired over the draws)", "",
+                 markdown_table(ablation_table(done, scored_peers), "{:.3f}"),
+                 "## Mean accuracy per arm and k", "", markdown_table(means.unstack("k").reset_index(), "{:.3f}")]
+        everything.to_csv(output / "meta_ablation.csv.tmp", index=False)
+        (output / "meta_ablation.md.tmp").write_text("\n".join(lines) + "\n")
+        for name in ("meta_ablation.csv", "meta_ablation.md"):
+            os.replace(output / f"{name}.tmp", output / name)
+        return "\n".join(lines)
+
     for fold in args.folds:
         if fold not in domains:
             parser.error(f"--folds: '{fold}' is not a text-classification domain of this project ({domains})")
@@ -122,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         for index, name in enumerate(names):
             broad = merged(base["broad"], {**chosen[name], "folds": [fold], "evaluation": evaluation})
             variant_params = {**base, "broad": broad}
-            model, history = broad_meta_train_node(variant_params, domains, fold, unlabelled_pool=pool, **tables)
+            model, _history = broad_meta_train_node(variant_params, domains, fold, unlabelled_pool=pool, **tables)
             scored = lodo_evaluate_node(model, splits, kshot_sets, variant_params, params["new_task"],
                                         params["baselines"], domains, fold, peers=index == 0)
             peers.append(scored[scored["model"] != "meta_trained"])
@@ -130,28 +157,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             runs.append({"variant": name, "fold": fold, **{k: model.info[k] for k in
                          ("steps", "seconds", "stop_reason", "initial_val_accuracy", "best_val_accuracy")},
                          "sources": len(model.info["sources"])})
-    results, peers = pd.concat(results, ignore_index=True), pd.concat(peers, ignore_index=True)
-    table = ablation_table(results, peers)
-    strategies = pd.concat([results, peers.assign(variant="-")]).groupby(
-        ["fold", "variant", "model", "strategy", "k"])["accuracy"].mean().unstack("k").reset_index()
-
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    pd.concat([results, peers.assign(variant="-")], ignore_index=True).to_csv(output / "meta_ablation.csv", index=False)
-    lines = ["# Meta-training ablations (leave one domain out)", "",
-             f"- environment `{args.env}`, folds {args.folds}, variants {names}; evaluation {evaluation}",
-             "- each variant: `meta_training.broad` of that environment with the overrides below; the pretrained "
-             "encoder and TF-IDF + LR on the same draws, scored once per fold",
-             *[f"  - `{n}`: {chosen[n] or 'as configured'}" for n in names],
-             f"- machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, load average at the end "
-             f"{os.getloadavg()[0]:.1f}; {time.perf_counter() - started:.0f} s in all", "",
-             "## Meta-training runs", "", markdown_table(pd.DataFrame(runs), "{:.3f}"),
-             "## Meta-trained minus pretrained (same strategy, paired over the draws)", "",
-             markdown_table(table, "{:.3f}"),
-             "## Mean accuracy per arm and k", "", markdown_table(strategies, "{:.3f}")]
-    path = output / "meta_ablation.md"
-    path.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+            report = write_report()
+    print(report)
     print(f"written: {path}")
     return path
 
