@@ -16,7 +16,6 @@ features) first. Writes data/08_reporting/meta_ablation.md and meta_ablation.csv
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import os
 import platform
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from fastadapt.config import deep_merge
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,13 +42,6 @@ def variants(broad: Mapping[str, Any], meta_sources: Sequence[str]) -> dict[str,
         "no_label_names": {"label_names": False},
         "steps_x3": {"meta": {"max_steps": 3 * steps, "max_seconds": 3 * seconds}},
     }
-
-
-def merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(dict(base))
-    for key, value in overrides.items():
-        out[key] = merged(out.get(key) or {}, value) if isinstance(value, Mapping) else value
-    return out
 
 
 def ablation_table(results: pd.DataFrame, pretrained: pd.DataFrame) -> pd.DataFrame:
@@ -103,9 +97,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     domains, meta_sources = text_domain_names(params), list(meta_source_configs(params))
     tables = {f"{name}_splits": catalog.load(f"{name}.splits") for name in [*domains, *meta_sources]}
     pool = catalog.load("unlabelled_pool")
-    base = copy.deepcopy(params["meta_training"])
+    base = dict(params["meta_training"])
     budget = {k: v for k, v in {"max_steps": args.max_steps, "max_seconds": args.max_seconds}.items() if v}
-    base["broad"] = merged(base["broad"], {"meta": budget})
+    base["broad"] = deep_merge(base["broad"], {"meta": budget})
     evaluation = {**(base["broad"].get("evaluation") or {}),
                   **{k: v for k, v in {"strategies": args.strategies, "ks": args.ks, "seeds": args.seeds}.items() if v}}
     chosen = variants(base["broad"], meta_sources)
@@ -147,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
             parser.error(f"--folds: '{fold}' is not a text-classification domain of this project ({domains})")
         splits, kshot_sets = catalog.load(f"{fold}.splits"), catalog.load(f"{fold}.kshot_sets")
         for index, name in enumerate(names):
-            broad = merged(base["broad"], {**chosen[name], "folds": [fold], "evaluation": evaluation})
+            broad = deep_merge(base["broad"], {**chosen[name], "folds": [fold], "evaluation": evaluation})
             variant_params = {**base, "broad": broad}
             model, _history = broad_meta_train_node(variant_params, domains, fold, unlabelled_pool=pool, **tables)
             scored = lodo_evaluate_node(model, splits, kshot_sets, variant_params, params["new_task"],

@@ -97,6 +97,17 @@ def meta_source_configs(parameters: Mapping[str, Any]) -> dict[str, DomainConfig
     return {name: DomainConfig.from_params(name, spec, block="meta_sources") for name, spec in sources.items()}
 
 
+def deep_merge(base: Mapping, override: Mapping) -> dict:
+    """`override` merged into a copy of `base`, mappings key by key (as Kedro merges environments)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def project_root() -> Path:
     """The Kedro project folder: $KEDRO_PROJECT_PATH, else the source checkout, else the cwd."""
     if os.environ.get("KEDRO_PROJECT_PATH"):

@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fastadapt.config import deep_merge
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -26,10 +28,10 @@ def test_variants_switch_one_thing_off_each(ablation):
     broad = {"weights": {"smlmt": 0.5, "atis": 0.3}, "meta": {"max_steps": 100, "max_seconds": 300}}
     chosen = ablation.variants(broad, ["atis", "acid"])
     assert chosen["default"] == {}
-    no_corpora = ablation.merged(broad, chosen["no_meta_corpora"])
+    no_corpora = deep_merge(broad, chosen["no_meta_corpora"])
     assert no_corpora["weights"] == {"smlmt": 0.5, "atis": 0.0, "acid": 0.0}
-    assert ablation.merged(broad, chosen["no_smlmt"])["weights"] == {"smlmt": 0.0, "atis": 0.3}
-    assert ablation.merged(broad, chosen["steps_x3"])["meta"] == {"max_steps": 300, "max_seconds": 900}
+    assert deep_merge(broad, chosen["no_smlmt"])["weights"] == {"smlmt": 0.0, "atis": 0.3}
+    assert deep_merge(broad, chosen["steps_x3"])["meta"] == {"max_steps": 300, "max_seconds": 900}
     assert broad["weights"] == {"smlmt": 0.5, "atis": 0.3}  # the configured block is left as it was
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fastadapt.config import ConfigError, DomainConfig
+from fastadapt.config import ConfigError, DomainConfig, deep_merge
 
 log = logging.getLogger(__name__)
 
@@ -267,16 +267,6 @@ _RUN_KEYS = {"full_data", "kshot"}
 _DOMAIN_KEYS = _RUN_KEYS | {"strategies", "kshot_sets"}
 
 
-def _deep_merge(base: Mapping, override: Mapping) -> dict:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _strategy_list(where: str, value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -374,7 +364,7 @@ class AdaptationPlan:
             local = _check_mapping(f"{where}.domains.{name}.strategies", override.get("strategies"))
             configs, kshot_configs = {}, {}
             for strategy in sorted(set(full_data) | set(kshot)):
-                settings = _deep_merge(
+                settings = deep_merge(
                     _check_mapping(f"{where}.strategies.{strategy}", strategies.get(strategy)),
                     _check_mapping(f"{where}.domains.{name}.strategies.{strategy}", local.get(strategy)),
                 )
