@@ -1,5 +1,5 @@
-"""A prototype-initialised head is the prototype classifier before its first step; class names
-join the support set only where the labels are words."""
+"""A prototype-initialised head is the prototype classifier before its first step (text classes
+and NER tags); class names join the support set only where the labels are words."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from fastadapt.adaptation import AdaptationConfig, fit_classifier
+from fastadapt.adaptation import AdaptationConfig, fit_classifier, fit_tagger
 from fastadapt.adaptation.classifier import LinearHead, PrototypeHead
 from fastadapt.adaptation.fit import initialise_from_prototypes
 from fastadapt.config import ConfigError
-from tests.adaptation.conftest import labelled_texts
+from tests.adaptation.conftest import SENTENCES, labelled_texts
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
@@ -44,6 +44,25 @@ def test_full_fine_tuning_starts_from_the_prototype_classifier(tiny_backbone):
         {"strategy": "prototype", "normalize": True}))
     queries = ["where is my parcel", "reset my password", "I was charged twice"]
     assert np.allclose(tuned.predict_proba(queries), prototypes.predict_proba(queries), atol=1e-4)
+
+
+@pytest.mark.parametrize("strategy", ["head", "full"])
+def test_a_token_head_starts_as_the_token_prototype_classifier(tiny_backbone, strategy):
+    tokens, tags = [list(t) for t, _ in SENTENCES], [list(g) for _, g in SENTENCES]
+    zero_steps = {"max_steps": 1, "lr": 1e-12, "warmup_ratio": 0.0, "batch_size": 4}
+    tagger = fit_tagger(tiny_backbone, tokens, tags, AdaptationConfig.from_params(
+        {"strategy": strategy, "head_init": "prototype", "dropout": 0.0, "training": zero_steps}))
+    prototypes = fit_tagger(tiny_backbone, tokens, tags, AdaptationConfig.from_params(
+        {"strategy": "prototype", "normalize": True}))
+    assert tagger.tags_ == prototypes.tags_
+    queries = [["Jane", "visited", "Paris", "."], ["Globex", "hired", "Alice", "Jones", "."]]
+    got = np.concatenate(tagger.log_probs_features(*tagger.word_features(queries)))
+    expected = np.concatenate(prototypes.log_probs_features(*prototypes.word_features(queries)))
+    assert np.allclose(np.exp(got), np.exp(expected), atol=1e-4)
+    random_start = fit_tagger(tiny_backbone, tokens, tags, AdaptationConfig.from_params(
+        {"strategy": strategy, "dropout": 0.0, "training": zero_steps}))
+    other = np.concatenate(random_start.log_probs_features(*random_start.word_features(queries)))
+    assert not np.allclose(np.exp(other), np.exp(expected), atol=1e-2)
 
 
 def test_label_names_add_one_support_text_per_worded_class(tiny_backbone):

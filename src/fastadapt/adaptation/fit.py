@@ -476,6 +476,8 @@ def fit_tagger(
             return EncoderTagger(backbone, head, tags, **common)
         torch.manual_seed(config.training.seed)
         head = LinearHead(x.shape[1], len(tags), config.dropout)
+        if config.head_init == "prototype":
+            initialise_from_prototypes(head, x, y, config)
         validate = None
         if validation is not None and config.training.early_stop_patience:
             val_tokens, val_tags = _check_tagging(*validation)
@@ -505,6 +507,12 @@ def fit_tagger(
     extra = len(CASING_CLASSES) if config.casing else 0
     module = TokenClassifierModule(encoder, LinearHead(backbone.hidden_size + extra, len(tags), config.dropout),
                                    config.normalize_features, casing=config.casing)
+    if config.head_init == "prototype":  # token prototypes of the starting encoder's support features
+        start = Backbone(name=backbone.name, model=encoder, tokenizer=tokenizer)
+        x, y = flat_features(token_lists, tag_lists, word_features(
+            start, token_lists, config.max_length, config.batch_size, config.device, progress))
+        encoder.train()
+        initialise_from_prototypes(module.head, x, y, config)
     ids, labels, shapes = encoded(token_lists, tag_lists)
     batches = SequenceBatches(ids, labels, config.training.batch_size, config.training.seed,
                               tokenizer.pad_token_id, per_token=True, casing=shapes)
