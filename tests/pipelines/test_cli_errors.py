@@ -70,7 +70,7 @@ def test_new_task_before_meta_training_is_one_line_saying_what_to_run(project):
     line = one_error_line(*kedro(project, "run", "--pipelines", "new_task", "--params",
                                  "task.name=support_intent,task.strategy=prototype,task.model=meta_learner"))
     assert line == ("Error: meta_learner (data/06_models/meta_learner) does not exist yet: run "
-                    "`kedro run --pipeline meta_training` first")
+                    "`kedro run --pipeline meta_training` first (and 1 more missing input(s))")
 
 
 def test_a_kedro_command_with_telemetry_on_leaves_pyproject_untouched(project):

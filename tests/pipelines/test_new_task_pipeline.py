@@ -1,7 +1,8 @@
 """`kedro run --pipeline new_task --params "task.name=...,task.shots=..."` on hand-written task folders.
 
-The meta-learned model is a ProtoNet on a one-layer tiny-bert saved where `meta_learner` lives, so
-no meta-training runs here and every adaptation takes well under a second.
+The meta-learned model is a ProtoNet on a one-layer tiny-bert saved where `meta_learner` lives, and
+the NER source tagger a two-step tagger on the same backbone where `ner_source_tagger` lives, so no
+meta-training runs here and every adaptation takes well under a second.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def project(tmp_path_factory) -> Path:
     """A throw-away project with the fixture task folders and a tiny saved `meta_learner`."""
     from kedro.io.core import Version
 
+    from fastadapt.adaptation import AdaptationConfig
+    from fastadapt.adaptation.transfer import pretrain_tagger
     from fastadapt.datasets import ModelDirectoryDataset
     from fastadapt.meta import MetaConfig, build_algorithm, build_learner
     from fastadapt.meta.saved import MetaLearnedModel
@@ -49,6 +52,13 @@ def project(tmp_path_factory) -> Path:
     model = MetaLearnedModel(build_algorithm(build_learner(backbone, config), config), config,
                              {"class_split": "01", "best_val_accuracy": 0.5})
     ModelDirectoryDataset(str(project / "data" / "06_models" / "meta_learner"), version=Version(None, None)).save(model)
+    source = [(["Ann", "Lee", "met", "Bob", "in", "Oslo", "."], ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC", "O"]),
+              (["Oslo", "is", "far", "."], ["B-LOC", "O", "O", "O"])]
+    tagger = pretrain_tagger(backbone, [t for t, _ in source], [g for _, g in source], AdaptationConfig.from_params(
+        {"strategy": "full", "max_length": 32, "training": {"max_steps": 2, "batch_size": 2, "seed": 0}}),
+        source="tiny source")
+    ModelDirectoryDataset(str(project / "data" / "06_models" / "ner_source_tagger"),
+                          version=Version(None, None)).save(tagger)
     return project
 
 
@@ -138,6 +148,17 @@ def test_a_ner_task_gets_entity_f1(project, run_task):
     # `task.strategy: auto` picks the NER default; the metrics say how valid the decoding is.
     assert metrics["strategy"] == "structshot" and metrics["valid_iob2"] == 1.0
     assert set(metrics["per_type_f1"]) <= {"LOC", "ORG", "PER"} and metrics["adaptation_seconds"] > 0
+    # `task.model: meta_learner` adapts what meta_training released for NER: the source tagger.
+    assert metrics["model"] == "meta_learner"
+    assert metrics["source_model"] == "source tagger on tiny source (held out: [])"
+
+
+def test_a_ner_task_fine_tunes_the_source_tagger_from_token_prototypes(project, run_task):
+    run_task(project, name="product_ner", shots=1, seed=0, strategy="finetune_all")
+    metrics, predictions = outputs(project, "product_ner")
+    assert metrics["strategy"] == "finetune_all" and metrics["entity_types"] == ["LOC", "ORG", "PER"]
+    assert metrics["source_model"] == "source tagger on tiny source (held out: [])"
+    assert metrics["valid_iob2"] == 1.0 and [len(p) for p in predictions["predicted"]] == [6, 4]
 
 
 @pytest.mark.parametrize(

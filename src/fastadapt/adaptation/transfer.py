@@ -15,12 +15,14 @@ so a fold's encoder can never have seen the type it is tested on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastadapt.adaptation.ner import EncoderTagger
 from fastadapt.adaptation.nnshot import AbstractTransitions
 from fastadapt.adaptation.strategies import AdaptationConfig
+from fastadapt.config import ConfigError
 from fastadapt.models.backbones import Backbone
 
 
@@ -70,4 +72,34 @@ def pretrain_tagger(
     return tagger
 
 
-__all__ = ["HeldOutLeakError", "check_no_leak", "hold_out_types", "pretrain_tagger"]
+@dataclass(frozen=True)
+class SourceTaggerSettings:
+    """The `meta_training.ner_source` block: which NER domain's train split the released source
+    tagger learns, which of its types it never sees, and how it is fine-tuned (an
+    `AdaptationConfig`, strategy full or lora)."""
+
+    domain: str
+    adaptation: AdaptationConfig
+    held_out: tuple[str, ...] = ()
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], where: str = "meta_training.ner_source") -> SourceTaggerSettings:
+        if not isinstance(params, Mapping):
+            raise ConfigError(f"{where} must be a mapping (domain, held_out, adaptation) or null; got {params!r}")
+        unknown = sorted(set(params) - {"domain", "held_out", "adaptation"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: ['adaptation', 'domain', 'held_out']")
+        domain = params.get("domain")
+        if not isinstance(domain, str) or not domain:
+            raise ConfigError(f"{where}.domain must name an NER domain of `domains:` (e.g. ner); got {domain!r}")
+        held_out = params.get("held_out") or []
+        if not isinstance(held_out, (list, tuple)) or not all(isinstance(t, str) and t for t in held_out):
+            raise ConfigError(f"{where}.held_out must be a list of entity types (e.g. [PER]); got {held_out!r}")
+        adaptation = AdaptationConfig.from_params(params.get("adaptation"), f"{where}.adaptation")
+        if adaptation.frozen_encoder:
+            raise ConfigError(f"{where}.adaptation.strategy is '{adaptation.strategy}'; a source tagger fine-tunes "
+                              f"its encoder: full or lora")
+        return cls(domain=domain, adaptation=adaptation, held_out=tuple(held_out))
+
+
+__all__ = ["HeldOutLeakError", "SourceTaggerSettings", "check_no_leak", "hold_out_types", "pretrain_tagger"]

@@ -130,7 +130,7 @@ class MetaTrainingPlan:
         if not params:
             raise ConfigError(f"parameters have no `{where}:` block; see conf/base/parameters_meta_training.yml")
         _keys(params, {"backbone", "class_splits", "algorithms", "meta", "algorithm_settings", "sources",
-                       "evaluation", "curves", "broad"}, where)
+                       "evaluation", "curves", "broad", "ner_source"}, where)
         backbone = params.get("backbone", "minilm-l6")
         if not isinstance(backbone, str) or not backbone:
             raise ConfigError(f"{where}.backbone must be minilm-l6, tiny-bert, pretrained or a model directory; "

@@ -11,6 +11,8 @@ Then `select_meta_learner_node` -> `meta_learner` (the best meta-validation accu
 `new_task` adapts), `meta_training_history`, `meta_training.runs`; per text domain
 `kshot_curve_node` (gpu) -> `meta_training.curves.<domain>` and `curve_plot_node` -> its PNG; and
 `meta_learning_report_node` -> data/08_reporting/meta_learning.md with its tables and plot.
+With `meta_training.ner_source`: `ner_source_tagger_node` (gpu) -> `ner_source_tagger`, the NER
+learner `new_task` adapts (a tagger fine-tuned on the NER domain's train split).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from fastadapt.pipelines.meta_training.broad_nodes import (
     lodo_summary_node,
     text_domain_names,
 )
+from fastadapt.pipelines.meta_training.ner_nodes import ner_source_tagger_node
 from fastadapt.pipelines.meta_training.nodes import (
     MetaTrainingPlan,
     baselines_node,
@@ -122,6 +125,11 @@ def create_pipeline(**kwargs) -> Pipeline:
     if lodo:
         nodes.append(_node(lodo_summary_node, lodo, ["meta_training.lodo_differences", "meta_training.lodo_plot"],
                            "lodo_summary_node", False, "meta_training"))
+    ner_source = (parameters.get("meta_training") or {}).get("ner_source")
+    if ner_source:
+        domain = ner_source.get("domain") if isinstance(ner_source, dict) else None
+        nodes.append(_node(ner_source_tagger_node, {"splits": f"{domain}.splits", "params": PARAMS, **backbone},
+                           "ner_source_tagger", "ner_source_tagger_node", True, "meta_training"))
     nodes.append(_node(select_meta_learner, select_inputs, ["meta_learner", "meta_training_history",
                                                             "meta_training.runs"],
                        "select_meta_learner_node", False, "meta_training"))

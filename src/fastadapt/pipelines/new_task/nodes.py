@@ -198,16 +198,18 @@ def draw_support(train: pd.DataFrame, task: Mapping[str, Any]) -> pd.DataFrame:
 
 def adapt_task(train: pd.DataFrame, test: pd.DataFrame, read_info: Mapping[str, Any], task: Mapping[str, Any],
                strategies: Mapping[str, Any] | None, meta_learner: Any = None,
-               pretrained_backbone: Any = None) -> tuple[dict[str, Any], pd.DataFrame]:
+               pretrained_backbone: Any = None, ner_source_tagger: Any = None) -> tuple[dict[str, Any], pd.DataFrame]:
     """Adapt the model `task.model` names with `task.strategy` on the drawn support set, then score
-    the test rows: (metrics, predictions in the evaluation contract)."""
+    the test rows: (metrics, predictions in the evaluation contract). `task.model: meta_learner`
+    means the released NER source tagger for an NER task when meta_training wrote one."""
     task = task_settings(task)
     ner = "tags" in train
     strategy = resolve_strategy(task["strategy"], "ner" if ner else "text_classification")
     task["strategy"] = strategy
     options = dict((strategies or {}).get(strategy) or {})
     support = draw_support(train, task)
-    learner = _learner(task, meta_learner, pretrained_backbone)
+    learner = _learner(task, ner_source_tagger if ner and ner_source_tagger is not None else meta_learner,
+                       pretrained_backbone)
     columns = ["tokens", "tags"] if ner else ["text", "label"]
     predictor = adapt(learner, support[columns], strategy, where="task.strategy", **options)
     if ner:

@@ -1,7 +1,7 @@
 """`kedro run --pipeline new_task --params "task.name=<name>,task.shots=5,task.seed=0"`.
 
-Adapts the best meta-learned model (`meta_learner`, from `kedro run --pipeline meta_training`) to
-the task folder `data/01_raw/tasks/<name>/` with `task.shots` examples per class (mentions per
+Adapts what `kedro run --pipeline meta_training` released (`meta_learner` for text classification,
+`ner_source_tagger` for NER, with `task.model: meta_learner`) to the task folder `data/01_raw/tasks/<name>/` with `task.shots` examples per class (mentions per
 entity type for NER) drawn from its train file (all of it when shots is null), evaluates on its
 test file and writes `data/08_reporting/tasks/<name>/metrics.json` and `predictions.parquet`.
 
@@ -31,6 +31,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "task": "params:task", "strategies": "params:new_task.strategies"}
     if strategy != "tfidf" and model == "meta_learner":
         adapt_inputs["meta_learner"] = "meta_learner"
+        if (project_parameters().get("meta_training") or {}).get("ner_source"):
+            adapt_inputs["ner_source_tagger"] = "ner_source_tagger"  # what meta_training releases for NER
     elif strategy != "tfidf" and model == "pretrained":
         adapt_inputs["pretrained_backbone"] = "pretrained_backbone"
     return Pipeline([
