@@ -215,3 +215,43 @@ def test_broad_meta_training_releases_every_source_and_scores_the_left_out_fold(
     assert (reports / "meta_training" / "lodo.png").stat().st_size > 0
     runs = pd.read_csv(reports / "meta_training" / "runs.csv")
     assert runs.loc[runs["selected"], "run"].tolist() == ["broad_all"]
+
+
+NER_SENTENCES = [(["word0a", "met", "word1a", "in", "word2a", "."], ["B-PER", "O", "B-PER", "O", "B-LOC", "O"]),
+                 (["word2a", "and", "word3a", "word3b", "."], ["B-LOC", "O", "B-ORG", "I-ORG", "O"])] * 4
+
+
+def test_meta_training_releases_an_ner_source_tagger_that_never_sees_held_out_types(tmp_path, run_project):
+    ner_source = {"domain": "ner", "held_out": ["ORG"],
+                  "adaptation": {"strategy": "full", "max_length": 16,
+                                 "training": {"max_steps": 2, "batch_size": 2, "seed": 0}}}
+    project = meta_project(tmp_path, {**META, "ner_source": ner_source})
+    parameters = {**PARAMETERS, "domains": {**PARAMETERS["domains"], "ner": {"kind": "ner", "raw": "conll2003"}}}
+    (project / "conf" / "base" / "parameters.yml").write_text(yaml.safe_dump(parameters, sort_keys=False))
+    (project / "data" / "04_feature" / "ner").mkdir(parents=True)
+    splits = pd.DataFrame({"row_id": range(len(NER_SENTENCES)), "tokens": [t for t, _ in NER_SENTENCES],
+                           "tags": [g for _, g in NER_SENTENCES], "split": ["train"] * 6 + ["test"] * 2})
+    splits.to_parquet(project / "data" / "04_feature" / "ner" / "splits.parquet", index=False)
+    run_project(project, "meta_training", node_names=["meta_training.ner_source_tagger_node"])
+
+    from kedro.io.core import Version
+
+    from fastadapt.adapt import adapt
+    from fastadapt.datasets import ModelDirectoryDataset
+
+    tagger = ModelDirectoryDataset(str(project / "data" / "06_models" / "ner_source_tagger"),
+                                   version=Version(None, None)).load()
+    assert sorted(tagger.tags_) == ["B-LOC", "B-PER", "I-LOC", "I-PER", "O"]
+    assert tagger.training["held_out"] == ["ORG"] and tagger.training["source"] == "ner train"
+    assert tagger.training["source_sentences"] == 6 and tagger.training["steps"] == 2
+    predictor = adapt(tagger, splits[["tokens", "tags"]].head(2), "structshot")
+    assert [len(p) for p in predictor.predict([["word0a", "met", "word3a"]])] == [3]
+
+
+def test_a_frozen_source_tagger_recipe_stops_the_run_naming_the_parameter(tmp_path, run_project):
+    ner_source = {"domain": "ner", "adaptation": {"strategy": "head", "training": {"max_steps": 2}}}
+    project = meta_project(tmp_path, {**META, "ner_source": ner_source})
+    with pytest.raises(ConfigError, match=r"meta_training\.ner_source\.adaptation\.strategy is 'head'; a source "
+                                          r"tagger fine-tunes its encoder: full or lora"):
+        run_project(project, "meta_training", node_names=["meta_training.ner_source_tagger_node"])
+    end_session_state()

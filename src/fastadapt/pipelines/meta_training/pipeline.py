@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
+from fastadapt.adaptation.transfer import SourceTaggerSettings
 from fastadapt.config import meta_source_configs, project_parameters
 from fastadapt.meta.broad import SMLMT, BroadPlan
 from fastadapt.pipelines.meta_training.broad_nodes import (
@@ -127,7 +128,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                            "lodo_summary_node", False, "meta_training"))
     ner_source = (parameters.get("meta_training") or {}).get("ner_source")
     if ner_source:
-        domain = ner_source.get("domain") if isinstance(ner_source, dict) else None
+        domain = SourceTaggerSettings.from_params(ner_source).domain
         nodes.append(_node(ner_source_tagger_node, {"splits": f"{domain}.splits", "params": PARAMS, **backbone},
                            "ner_source_tagger", "ner_source_tagger_node", True, "meta_training"))
     nodes.append(_node(select_meta_learner, select_inputs, ["meta_learner", "meta_training_history",
