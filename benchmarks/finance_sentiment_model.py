@@ -9,6 +9,7 @@ settings) on the StockEmotions posts from `--cutoff` on, which the model never s
 fit's CPU and wall seconds. Needs `kedro run --pipeline ingestion` and `--pipeline features`.
 
     python benchmarks/finance_sentiment_model.py --epochs 1 --lr 1e-4      # ~9 CPU-minutes, 1 thread
+    python benchmarks/finance_sentiment_model.py --repeat tweets=0 stockemotions=0   # PhraseBank alone
 """
 
 from __future__ import annotations
@@ -36,7 +37,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cutoff", default="2020-09-01")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", nargs="*", default=[], metavar="SOURCE=N",
+                        help="each row of SOURCE (phrasebank, tweets, stockemotions) N times (0: leave it out)")
     args = parser.parse_args()
+    repeat = {}
+    for item in args.repeat:
+        name, _, times = item.partition("=")
+        if name not in ("phrasebank", "tweets", "stockemotions") or not times.isdigit():
+            parser.error(f"--repeat {item!r}: expected SOURCE=N with SOURCE phrasebank, tweets or stockemotions")
+        repeat[name] = int(times)
 
     from fastadapt.adapt import adapt
     from fastadapt.monitoring.registry import evaluate_classifier
@@ -55,6 +64,9 @@ def main() -> None:
                           "label_map": {"bearish": "negative", "bullish": "positive"}, "date_until": args.cutoff},
     }, "finance_sentiment_model")
     train = mixed_rows({"phrasebank": phrasebank, "tweets": tweets, "stream": stream}, sources)
+    if repeat:
+        times = train["source"].map(repeat).fillna(1).astype(int).to_numpy()
+        train = train.loc[train.index.repeat(times)].reset_index(drop=True)
     print(train.groupby(["source", "label"]).size().to_string())
     steps = int(np.ceil(args.epochs * len(train) / args.batch_size))
     training = {"max_steps": steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_ratio": 0.1,
