@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from fastadapt.evaluation.lodo import lodo_section, paired_differences, t_interval
+from fastadapt.evaluation.lodo import lodo_section, paired_differences
+from fastadapt.evaluation.metrics import mean_confidence_interval
 
 
 def results(meta: list[float], pretrained: list[float]) -> pd.DataFrame:
@@ -25,11 +26,20 @@ def results(meta: list[float], pretrained: list[float]) -> pd.DataFrame:
 
 def test_t_interval_matches_scipy():
     values = [0.01, 0.03, 0.02, 0.05]
-    mean, low, high = t_interval(values)
+    mean, half = mean_confidence_interval(values, "t")
     expected = stats.t.interval(0.95, 3, loc=sum(values) / 4, scale=stats.sem(values))
     assert mean == pytest.approx(0.0275)
-    assert (low, high) == pytest.approx(expected)
-    assert math.isnan(t_interval([0.1])[1])
+    assert (mean - half, mean + half) == pytest.approx(expected)
+    assert math.isnan(mean_confidence_interval([0.1], "t")[1])
+
+
+def test_paired_differences_report_the_t_interval_of_the_seed_differences():
+    meta, pretrained = [0.80, 0.84, 0.81, 0.86], [0.70, 0.71, 0.72, 0.70]
+    row = paired_differences(results(meta, pretrained)).set_index("against").loc["pretrained"]
+    diffs = [m - p for m, p in zip(meta, pretrained)]
+    low, high = stats.t.interval(0.95, 3, loc=sum(diffs) / 4, scale=stats.sem(diffs))
+    assert row["n_seeds"] == 4
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
 
 
 def test_paired_differences_say_helped_hurt_or_unclear():

@@ -185,6 +185,17 @@ class TestMeanConfidenceInterval:
         with pytest.raises(ValueError):
             mean_confidence_interval([])
 
+    def test_t_half_width_uses_the_student_quantile_and_one_value_has_none(self):
+        mean, half_width = mean_confidence_interval([1.0, 2.0, 3.0, 4.0], "t")
+
+        assert mean == pytest.approx(2.5)
+        assert half_width == pytest.approx(3.182446305284263 * math.sqrt(5 / 3) / 2)
+        assert math.isnan(mean_confidence_interval([0.7], "t")[1])
+
+    def test_an_unknown_distribution_is_refused(self):
+        with pytest.raises(ValueError, match="normal or t"):
+            mean_confidence_interval([1.0, 2.0], "student")
+
 
 def test_summarise_runs_averages_seeds_per_group_and_keeps_full_data():
     runs = pd.DataFrame(

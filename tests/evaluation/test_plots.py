@@ -6,7 +6,6 @@ from matplotlib.figure import Figure
 from fastadapt.evaluation.plots import (
     confusion_matrix_figure,
     learning_curve_figure,
-    per_class_f1_figure,
 )
 
 
@@ -90,22 +89,3 @@ class TestLearningCurveFigure:
         labels = [line.get_label() for line in figure.axes[0].lines]
         assert "majority (full data)" in labels and "majority" not in labels
 
-
-def test_per_class_f1_bars_are_sorted_best_on_top():
-    report = pd.DataFrame(
-        {
-            "class": ["a", "b", "c"],
-            "precision": [0.5, 0.9, 0.2],
-            "recall": [0.5, 0.9, 0.2],
-            "f1": [0.5, 0.9, 0.2],
-            "support": [3, 3, 3],
-        }
-    )
-
-    figure = per_class_f1_figure(report, title="per class")
-
-    (ax,) = figure.axes
-    assert [bar.get_width() for bar in ax.patches] == pytest.approx([0.2, 0.5, 0.9])
-    # barh draws the first bar at the bottom, so the best class is the last tick label.
-    assert [tick.get_text() for tick in ax.get_yticklabels()] == ["c", "a", "b"]
-    assert ax.get_title() == "per class"

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastadapt.meta import MetaLearner, ProtoNet, evaluate_episodes, summarise_with_ci
+from fastadapt.meta import MetaLearner, ProtoNet, episode_summary, evaluate_episodes
 from fastadapt.tasks.episodes import class_split_episodes
 
 from .conftest import toy_rows
@@ -74,15 +74,20 @@ def test_evaluate_episodes_rejects_leaks_and_unknown_rows():
         evaluate_episodes(KeywordClassifier, episodes, ROWS.iloc[:5], progress=False)
 
 
-def test_summarise_with_ci_uses_1_96_sd_over_sqrt_n():
-    results = pd.DataFrame({"setting": ["s"] * 4 + ["t"], "split": [1] * 5,
-                            "episode": [0, 1, 2, 3, 0], "accuracy": [0.5, 0.7, 0.9, 0.7, 0.4],
-                            "adaptation_seconds": [1.0, 2.0, 3.0, 2.0, 5.0]})
-    summary = summarise_with_ci(results)
-    row = summary.iloc[0]
-    sd = np.std([0.5, 0.7, 0.9, 0.7], ddof=1)
-    assert row["episodes"] == 4 and row["accuracy"] == pytest.approx(0.7)
-    assert row["ci95"] == pytest.approx(1.96 * sd / 2)
-    assert row["low"] == pytest.approx(0.7 - 1.96 * sd / 2) and row["adaptation_seconds"] == 2.0
-    assert summary.iloc[1]["ci95"] == 0.0
-    assert summarise_with_ci(results, by=["setting"])["episodes"].tolist() == [4, 1]
+def test_episode_summary_uses_1_96_sd_over_sqrt_n_and_pools_the_splits():
+    accuracy = [0.5, 0.7, 0.9, 0.7, 0.4, 0.6]
+    results = pd.DataFrame({"method": ["m"] * 6 + ["n"], "setting": ["s"] * 7, "split": [1] * 4 + [2] * 2 + [1],
+                            "episode": [0, 1, 2, 3, 0, 1, 0], "accuracy": accuracy + [0.3],
+                            "adaptation_seconds": [1.0, 2.0, 3.0, 2.0, 5.0, 5.0, 9.0]})
+    summary = episode_summary(results).set_index(["method", "split"])
+    assert list(summary.index) == [("m", "01"), ("m", "02"), ("n", "01"), ("m", "mean"), ("n", "mean")]
+    first, second = summary.loc[("m", "01")], summary.loc[("m", "02")]
+    ci_first = 1.96 * np.std(accuracy[:4], ddof=1) / 2
+    ci_second = 1.96 * np.std(accuracy[4:], ddof=1) / np.sqrt(2)
+    assert first["episodes"] == 4 and first["accuracy"] == pytest.approx(0.7)
+    assert first["ci95"] == pytest.approx(ci_first) and first["adaptation_seconds"] == 2.0
+    assert second["ci95"] == pytest.approx(ci_second)
+    pooled = summary.loc[("m", "mean")]
+    assert pooled["episodes"] == 6 and pooled["accuracy"] == pytest.approx((0.7 + 0.5) / 2)
+    assert pooled["ci95"] == pytest.approx(np.sqrt(ci_first ** 2 + ci_second ** 2) / 2)
+    assert summary.loc[("n", "01"), "ci95"] == 0.0 and summary.loc[("n", "mean"), "accuracy"] == pytest.approx(0.3)

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from seqeval.metrics import f1_score as seqeval_f1
+from seqeval.scheme import IOB2
 from conftest import FIXTURES, make_project
 
 from fastadapt.models.baselines import repair_iob2
@@ -125,7 +127,8 @@ def test_text_predictions_follow_the_contract(project):
         assert np.allclose(proba.sum(1), 1.0)
         assert (table["predicted"].to_numpy() == np.asarray(LABELS)[proba.argmax(1)]).all()
         metrics = json.loads((project / "data" / "08_reporting" / TEXT / model / "metrics.json").read_text())
-        assert metrics["model"] == model and 0.0 <= metrics["test"]["accuracy"] <= 1.0
+        assert metrics["model"] == model
+        assert metrics["test"]["accuracy"] == pytest.approx((table["label"] == table["predicted"]).mean())
 
 
 def test_kshot_predictions_one_model_per_set(project):
@@ -150,7 +153,8 @@ def test_ner_predictions_are_valid_iob2_and_scored(project):
         predicted = list(predicted)
         assert len(predicted) == len(test.loc[row_id, "tokens"]) and repair_iob2(predicted) == predicted
     metrics = json.loads((project / "data" / "08_reporting" / NER / "tinybert_head" / "metrics.json").read_text())
-    assert 0.0 <= metrics["test"]["entity_f1"] <= 1.0
+    assert metrics["test"]["entity_f1"] == pytest.approx(seqeval_f1(
+        [list(t) for t in table["tags"]], [list(p) for p in table["predicted"]], mode="strict", scheme=IOB2))
     kshot = read(project, f"07_model_output/{NER}/tinybert_prototype/kshot_predictions.parquet")
     assert set(zip(kshot["k"], kshot["seed"])) == {(1, 0), (1, 1)}
     assert all(repair_iob2(list(p)) == list(p) for p in kshot["predicted"])

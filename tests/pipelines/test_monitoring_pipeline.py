@@ -183,7 +183,12 @@ def test_drift_report_and_the_morning_report(monitored):
     for text in ("Monitoring report — 2024-02-29", "Acme", "$X will plunge hard", "data:image/png;base64,",
                  "precision / recall", "shuffled"):
         assert text in report
-    assert sorted(p.name for p in (monitored / "timelines").glob("*.png")) >= ["Acme.png", "X.png"]
+    alerting = {json.loads(line)["entity"] for line in (monitored / "alerts.jsonl").read_text().splitlines()
+                if line.strip()}
+    timelines = {p.name for p in (monitored / "timelines").glob("*.png")}
+    # one timeline per alerting entity (file names made safe: __all__ is all.png), none for Y
+    assert {"Acme.png", "X.png"} <= timelines and "Y.png" not in timelines
+    assert len(timelines) == len(alerting)
 
 
 def test_metrics_are_in_mlflow(monitored, project):
@@ -191,7 +196,9 @@ def test_metrics_are_in_mlflow(monitored, project):
     runs = mlflow.search_runs(experiment_names=["fastadapt-test"])
     metrics = runs.filter(like="metrics.monitoring.").iloc[0]
     assert metrics["metrics.monitoring.items_scored"] == len(news_stream())
-    assert metrics["metrics.monitoring.check.recall"] == 1.0 and metrics["metrics.monitoring.alerts"] >= 2
+    alerts = [line for line in (monitored / "alerts.jsonl").read_text().splitlines() if line.strip()]
+    assert len(alerts) >= 2  # X and Acme, checked above
+    assert metrics["metrics.monitoring.check.recall"] == 1.0 and metrics["metrics.monitoring.alerts"] == len(alerts)
 
 
 def test_retraining_promotes_then_keeps_then_restores(project, monitored):

@@ -16,6 +16,9 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
+from seqeval.metrics import f1_score as seqeval_f1
+from seqeval.scheme import IOB2
+from sklearn.metrics import f1_score
 
 from conftest import FIXTURES, make_project
 
@@ -265,13 +268,17 @@ def test_predictions_and_metrics(tiny):
     assert metrics["test"]["n"] == 8
     assert metrics["test"]["accuracy"] >= 0.5  # chance is 0.25; test rows reuse training words
     assert metrics["test"]["accuracy"] == pytest.approx((predictions["label"] == predictions["predicted"]).mean())
-    assert 0 <= metrics["test"]["macro_f1"] <= 1
+    assert metrics["test"]["macro_f1"] == pytest.approx(
+        f1_score(predictions["label"], predictions["predicted"], labels=LABELS, average="macro", zero_division=0))
     kshot_predictions = pd.read_parquet(out / TEXT / "tfidf" / "kshot_predictions.parquet")
     assert kshot_predictions.groupby(["k", "seed"]).size().to_dict() == {
         (1, 0): 8, (1, 1): 8, (2, 0): 8, (2, 1): 8,
     }
     kshot_metrics = pd.read_csv(reports / TEXT / "tfidf" / "kshot_metrics.csv")
-    assert len(kshot_metrics) == 4 and kshot_metrics["accuracy"].between(0, 1).all()
+    recomputed = kshot_predictions.assign(correct=kshot_predictions["label"] == kshot_predictions["predicted"])
+    recomputed = recomputed.groupby(["k", "seed"])["correct"].mean()
+    assert len(kshot_metrics) == 4
+    assert kshot_metrics.set_index(["k", "seed"])["accuracy"].to_dict() == pytest.approx(recomputed.to_dict())
     for name in ("class_report.csv", "confusion_matrix.png"):
         assert (reports / TEXT / "tfidf" / name).stat().st_size > 0
     assert (reports / TEXT / "learning_curve.png").stat().st_size > 0
@@ -281,7 +288,10 @@ def test_predictions_and_metrics(tiny):
     assert all(len(p) == len(t) for p, t in zip(ner_predictions["predicted"], ner_predictions["tags"]))
     ner_metrics = json.loads((reports / NER / "crf" / "metrics.json").read_text())
     assert ner_metrics["test"]["n_sentences"] == 3
-    assert 0 < ner_metrics["test"]["entity_f1"] <= 1  # test entities are names seen in training
+    assert ner_metrics["test"]["entity_f1"] > 0  # test entities are names seen in training
+    assert ner_metrics["test"]["entity_f1"] == pytest.approx(seqeval_f1(
+        [list(t) for t in ner_predictions["tags"]], [list(p) for p in ner_predictions["predicted"]],
+        mode="strict", scheme=IOB2))
     assert (reports / NER / "crf" / "token_report.csv").stat().st_size > 0
     assert list((tiny / "data" / "06_models" / NER / "baselines" / "crf").iterdir())  # versioned model
 

@@ -17,10 +17,10 @@ from fastadapt.readers.dialogue import (
     first_utterance_intents,
     read_dialogue_jsonl,
     read_sgd,
-    unseen_services,
     user_turn_intents,
 )
 from fastadapt.readers.quarantine import QUARANTINE_COLUMNS, RawInputError
+from fastadapt.tasks.kshot import unseen_class_rows
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "readers"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -131,10 +131,16 @@ def test_sgd_intent_tables(sgd_files):
     }
 
 
+def unseen_services(turns: pd.DataFrame) -> list:
+    """The services of the test rows the features pipeline treats as unseen (PROTOCOL.md section 5)."""
+    return sorted(unseen_class_rows(turns, "service")["service"].unique())
+
+
 def test_sgd_unseen_services(sgd_files):
     turns = read_sgd(sgd_files, {}, "sgd").rows
     assert unseen_services(turns) == ["Restaurants_2", "Trains_1"]
-    assert unseen_services(turns, "validation") == ["Banks_2", "Weather_1"]
+    services = {split: set(turns.loc[turns["split"] == split, "service"]) for split in ("train", "validation")}
+    assert sorted(services["validation"] - services["train"]) == ["Banks_2", "Weather_1"]
 
 
 def test_sgd_bad_turns_are_quarantined_with_exact_reasons(sgd_files):

@@ -52,7 +52,7 @@ class NewServiceSettings:
     options: Mapping[str, Any] = field(default_factory=dict)
     ks: tuple[int, ...] = (1, 5)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    abstain_below: float = 0.0
+    abstain_below: float = 0.45  # as parameters_answer_suggestion.yml (chosen on the calibration split)
     calibration_split: str = "validation"
     example_k: int = 5
     neighbours: int = 20

@@ -3,7 +3,8 @@
 Input: one row per (fold, model, strategy, k, seed) with the accuracy on the fold domain's test
 split. The claim "meta-learning helped" is a paired difference over the same k-shot draws:
 meta-trained minus pretrained-only under the same strategy, with a 95 % t-interval over seeds
-(scipy's Student t quantile), and "helped" only where the whole interval is above zero.
+(`mean_confidence_interval(..., "t")`, scipy's Student t quantile), and "helped" only where the
+whole interval is above zero.
 """
 
 from __future__ import annotations
@@ -13,22 +14,12 @@ import math
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy import stats
 
+from fastadapt.evaluation.metrics import mean_confidence_interval
 from fastadapt.evaluation.report import markdown_table
 
 DIFFERENCE_COLUMNS = ["fold", "strategy", "k", "against", "n_seeds", "mean_difference", "ci_low", "ci_high",
                       "verdict"]
-
-
-def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high) of a t-interval; a single value has an unbounded interval (nan, nan)."""
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean()) if len(values) else math.nan
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return mean, mean - half, mean + half
 
 
 def _verdict(low: float, high: float) -> str:
@@ -50,7 +41,8 @@ def paired_differences(results: pd.DataFrame) -> pd.DataFrame:
                 continue
             diff = (wide[(model, strategy)] - other).dropna()
             for (fold, k), group in diff.groupby(level=["fold", "k"]):
-                mean, low, high = t_interval(group.to_numpy())
+                mean, half = mean_confidence_interval(group.to_numpy(), "t")
+                low, high = mean - half, mean + half
                 rows.append({"fold": fold, "strategy": strategy, "k": int(k), "against": name,
                              "n_seeds": len(group), "mean_difference": mean, "ci_low": low, "ci_high": high,
                              "verdict": _verdict(low, high)})
@@ -113,4 +105,4 @@ def lodo_section(results: pd.DataFrame, differences: pd.DataFrame) -> list[str]:
     return lines
 
 
-__all__ = ["lodo_figure", "lodo_section", "paired_differences", "summary_table", "t_interval"]
+__all__ = ["lodo_figure", "lodo_section", "paired_differences", "summary_table"]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from seqeval.metrics import classification_report as seqeval_classification_report
 from seqeval.scheme import IOB2
 from sklearn.metrics import (
@@ -176,19 +178,28 @@ def subset_metrics(
     return classification_metrics(predictions.loc[selected], labels)
 
 
-def mean_confidence_interval(values: Iterable[float]) -> tuple[float, float]:
-    """Mean and 95% half-width 1.96 * sd / sqrt(n) (sd with ddof=1; 0 with fewer than 2 values).
+def mean_confidence_interval(
+    values: Iterable[float], distribution: Literal["normal", "t"] = "normal"
+) -> tuple[float, float]:
+    """Mean and 95 % half-width, quantile * sd / sqrt(n) with sd over the values (ddof=1).
 
-    The normal approximation is deliberate: with a handful of seeds it is a readable spread, not
-    an exact interval.
+    The one place the project's intervals are computed:
+    - ``normal``: quantile 1.96 (PROTOCOL.md section 3, episodes and k-shot seeds). The literal
+      1.96 the protocol names rather than scipy's 1.95996, so reported figures keep their digits;
+      a single value has width 0 (a readable spread over a handful of seeds, not an exact interval).
+    - ``t``: scipy's Student t quantile with n - 1 degrees of freedom (PROTOCOL.md section 8,
+      paired differences over seeds); a single value has no interval (half-width nan).
     """
     array = np.asarray(list(values), dtype=float)
     if array.size == 0:
         raise ValueError("mean_confidence_interval: no values")
+    if distribution not in ("normal", "t"):
+        raise ValueError(f"mean_confidence_interval: distribution must be normal or t, not {distribution!r}")
+    mean = float(array.mean())
     if array.size < 2:
-        return float(array[0]), 0.0
-    half_width = 1.96 * array.std(ddof=1) / math.sqrt(array.size)
-    return float(array.mean()), float(half_width)
+        return mean, 0.0 if distribution == "normal" else math.nan
+    quantile = 1.96 if distribution == "normal" else stats.t.ppf(0.975, array.size - 1)
+    return mean, float(quantile * array.std(ddof=1) / math.sqrt(array.size))
 
 
 def summarise_runs(

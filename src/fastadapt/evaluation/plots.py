@@ -103,19 +103,3 @@ def learning_curve_figure(
     ax.set_title(title)
     return figure
 
-
-def per_class_f1_figure(report_frame: pd.DataFrame, title: str = "") -> Figure:
-    """Horizontal F1 bars per class, best at the top, so the weakest classes stand out."""
-    ordered = report_frame.sort_values("f1", kind="stable")
-    n_classes = len(ordered)
-    figure = Figure(figsize=(6.0, max(3.0, 0.22 * n_classes + 1.2)), layout="constrained")
-    ax = figure.add_subplot()
-    positions = np.arange(n_classes)
-    ax.barh(positions, ordered["f1"], color="C0")
-    ax.set_yticks(positions, ordered["class"].astype(str), fontsize=9 if n_classes <= 30 else 6)
-    ax.set_ylim(-0.5, n_classes - 0.5)
-    ax.set_xlim(0.0, 1.0)
-    ax.set_xlabel("F1")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title(title)
-    return figure

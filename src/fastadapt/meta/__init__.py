@@ -8,13 +8,13 @@ interface (`meta_train_step`, `adapt`, `evaluate`):
   Li et al. 2017), `Reptile` (Nichol et al. 2018), `ANIL` (Raghu et al. 2020);
 - `MetaConfig` holds the settings, `build_learner` / `build_algorithm` make the objects,
   `meta_train` runs the loop (meta-validation, early stopping, checkpoints and resume),
-  `evaluate_episodes` / `summarise_with_ci` run the PROTOCOL.md meta-test.
+  `evaluate_episodes` / `episode_summary` run the PROTOCOL.md meta-test.
 """
 
 from fastadapt.meta.algorithm import MetaAlgorithm, inner_loop
 from fastadapt.meta.anil import ANIL
 from fastadapt.meta.config import ALGORITHMS, MetaConfig, build_algorithm, build_learner
-from fastadapt.meta.evaluate import evaluate_episodes, summarise_with_ci
+from fastadapt.meta.evaluate import episode_summary, evaluate_episodes
 from fastadapt.meta.learner import (
     AdaptedClassifier,
     EpisodeBatch,
@@ -42,8 +42,8 @@ __all__ = [
     "build_algorithm",
     "build_learner",
     "episode_loss",
+    "episode_summary",
     "evaluate_episodes",
     "inner_loop",
     "meta_train",
-    "summarise_with_ci",
 ]

@@ -99,8 +99,8 @@ class BroadPlan:
                               f"train; set release: true or name folds among {list(text_domains)}")
         meta = dict(params.get("meta") or {})
         meta["algorithm"] = params.get("algorithm", "protonet")
-        n_way, k_shot = _range(params.get("n_way", [5, 5]), f"{where}.n_way"), None
-        k_value = params.get("k_shot", [5, 5])
+        n_way, k_shot = _range(params.get("n_way", [3, 10]), f"{where}.n_way"), None
+        k_value = params.get("k_shot", [1, 5])  # n_way and k_shot as parameters_meta_training.yml
         if isinstance(k_value, int) and not isinstance(k_value, bool):
             k_value = [k_value, k_value]
         if not (isinstance(k_value, (list, tuple)) and len(k_value) == 2

@@ -9,7 +9,7 @@ alone; scoring the query set is not part of it.
     protonet = ProtoNet(MetaLearner(load_backbone("minilm-l6"), head="prototype"))
     table = episodes[(episodes.split == 1) & (episodes.setting == "5way_5shot")]
     results = evaluate_episodes(protonet.adapt, table, rows)
-    summarise_with_ci(results)   # setting, split, episodes, accuracy, ci95, low, high, seconds
+    episode_summary(results.assign(method="protonet"))   # accuracy and ci95 per split and mean
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fastadapt.evaluation.metrics import mean_confidence_interval
 from fastadapt.models.predictor import TextClassifier
 from fastadapt.tasks._tables import require_columns
 from fastadapt.tasks.episodes import EPISODE_COLUMNS
@@ -79,23 +80,25 @@ def evaluate_episodes(
     )
 
 
-def summarise_with_ci(results: pd.DataFrame, by: Sequence[str] = ("setting", "split")) -> pd.DataFrame:
-    """Mean accuracy per group with the 95 % interval 1.96 * sd / sqrt(n) (PROTOCOL.md section 3).
+def episode_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy and 95 % CI per method x setting x split (PROTOCOL.md section 3), and the
+    mean over splits (split `mean`: the mean of the split means, CI sqrt(sum ci^2) / n_splits,
+    splits independent).
 
-    sd is the sample standard deviation over episodes (ddof=1; 0 for a single episode).
-    Columns: the `by` columns, episodes, accuracy, sd, ci95, low, high, adaptation_seconds
-    (mean per episode).
+    `results`: `evaluate_episodes` rows with a `method` column. Columns method, setting, split
+    (two digits, or `mean`), episodes, accuracy, ci95, adaptation_seconds (mean per episode).
     """
-    require_columns(results, [*by, "accuracy", "adaptation_seconds"], "summarise_with_ci")
+    require_columns(results, ["method", "setting", "split", "accuracy", "adaptation_seconds"], "episode_summary")
     rows = []
-    for key, group in results.groupby(list(by), sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        n = len(group)
-        mean = float(group["accuracy"].mean())
-        sd = float(group["accuracy"].std(ddof=1)) if n > 1 else 0.0
-        half = 1.96 * sd / np.sqrt(n)
-        rows.append({**dict(zip(by, key)), "episodes": n, "accuracy": mean, "sd": sd, "ci95": half,
-                     "low": mean - half, "high": mean + half,
-                     "adaptation_seconds": float(group["adaptation_seconds"].mean())})
-    return pd.DataFrame(rows, columns=[*by, "episodes", "accuracy", "sd", "ci95", "low", "high",
-                                       "adaptation_seconds"])
+    for (method, setting, split), group in results.groupby(["method", "setting", "split"], sort=True):
+        mean, half = mean_confidence_interval(group["accuracy"].to_numpy())
+        rows.append({"method": method, "setting": setting, "split": f"{int(split):02d}", "episodes": len(group),
+                     "accuracy": mean, "ci95": half, "adaptation_seconds": float(group["adaptation_seconds"].mean())})
+    table = pd.DataFrame(rows)
+    means = []
+    for (method, setting), group in table.groupby(["method", "setting"], sort=True):
+        means.append({"method": method, "setting": setting, "split": "mean", "episodes": int(group["episodes"].sum()),
+                      "accuracy": float(group["accuracy"].mean()),
+                      "ci95": float(np.sqrt((group["ci95"] ** 2).sum()) / len(group)),
+                      "adaptation_seconds": float(group["adaptation_seconds"].mean())})
+    return pd.concat([table, pd.DataFrame(means)], ignore_index=True)

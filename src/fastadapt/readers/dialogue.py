@@ -119,14 +119,6 @@ def user_turn_intents(turns: pd.DataFrame) -> pd.DataFrame:
     return _user_turns_with_intent(turns)
 
 
-def unseen_services(turns: pd.DataFrame, split: str = "test", seen_split: str = "train") -> list[str]:
-    """Services used in `split` that no conversation of `seen_split` uses: the zero-shot services."""
-    def services_of(split_name: str) -> set[str]:
-        return set(turns.loc[turns["split"] == split_name, "service"].dropna())
-
-    return sorted(services_of(split) - services_of(seen_split))
-
-
 def agent_replies_after(turns: pd.DataFrame) -> pd.DataFrame:
     """For each user turn with an intent, the agent turn right after it, to suggest answers later.
 

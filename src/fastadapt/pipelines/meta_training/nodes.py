@@ -30,10 +30,18 @@ from matplotlib.figure import Figure
 from fastadapt.adapt import STRATEGIES, adapt, check_strategy
 from fastadapt.config import ConfigError
 from fastadapt.evaluation.lodo import lodo_section
-from fastadapt.evaluation.metrics import classification_metrics, summarise_runs
+from fastadapt.evaluation.metrics import classification_metrics, mean_confidence_interval, summarise_runs
 from fastadapt.evaluation.plots import learning_curve_figure
 from fastadapt.evaluation.report import markdown_table
-from fastadapt.meta import MetaConfig, ProtoNet, build_algorithm, build_learner, evaluate_episodes, meta_train
+from fastadapt.meta import (
+    MetaConfig,
+    ProtoNet,
+    build_algorithm,
+    build_learner,
+    episode_summary,
+    evaluate_episodes,
+    meta_train,
+)
 from fastadapt.meta.learner import MetaLearner
 from fastadapt.meta.saved import MetaLearnedModel
 from fastadapt.models.backbones import Backbone, BackboneError, load_backbone
@@ -650,31 +658,6 @@ def curve_plot_node(curves: pd.DataFrame, domain: str) -> Figure:
 # ---- the report ---------------------------------------------------------------------------------
 
 
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()) if len(values) else math.nan, 0.0
-    return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(len(values)))
-
-
-def episode_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean accuracy and 95 % CI per method x setting x split, and the mean over splits (split
-    `mean`: the mean of the split means, CI sqrt(sum ci^2) / n_splits, splits independent)."""
-    rows = []
-    for (method, setting, split), group in results.groupby(["method", "setting", "split"], sort=True):
-        mean, half = _ci(group["accuracy"].to_numpy())
-        rows.append({"method": method, "setting": setting, "split": f"{int(split):02d}", "episodes": len(group),
-                     "accuracy": mean, "ci95": half, "adaptation_seconds": float(group["adaptation_seconds"].mean())})
-    table = pd.DataFrame(rows)
-    means = []
-    for (method, setting), group in table.groupby(["method", "setting"], sort=True):
-        means.append({"method": method, "setting": setting, "split": "mean", "episodes": int(group["episodes"].sum()),
-                      "accuracy": float(group["accuracy"].mean()),
-                      "ci95": float(np.sqrt((group["ci95"] ** 2).sum()) / len(group)),
-                      "adaptation_seconds": float(group["adaptation_seconds"].mean())})
-    return pd.concat([table, pd.DataFrame(means)], ignore_index=True)
-
-
 def paired_differences(results: pd.DataFrame, methods: Sequence[str], against: Sequence[str]) -> pd.DataFrame:
     """Per setting x split: mean of (method - baseline) accuracy over the same episodes, 95 % CI."""
     wide = results.pivot_table(index=["setting", "split", "episode"], columns="method", values="accuracy")
@@ -685,7 +668,7 @@ def paired_differences(results: pd.DataFrame, methods: Sequence[str], against: S
                 continue
             diff = (wide[method] - wide[baseline]).dropna()
             for (setting, split), group in diff.groupby(level=["setting", "split"], sort=True):
-                mean, half = _ci(group.to_numpy())
+                mean, half = mean_confidence_interval(group.to_numpy())
                 rows.append({"method": method, "baseline": baseline, "setting": setting, "split": f"{int(split):02d}",
                              "episodes": len(group), "difference": mean, "ci95": half,
                              "low": mean - half, "high": mean + half})
@@ -924,7 +907,7 @@ def _curve_verdicts(curves: pd.DataFrame) -> list[tuple[int, str, float, float]]
         return []
     verdicts = []
     for k, group in (wide["meta_trained"] - wide["pretrained"]).groupby(level="k"):
-        mean, half = _ci(group.to_numpy())
+        mean, half = mean_confidence_interval(group.to_numpy())
         word = "helped" if mean - half > 0 else "hurt" if mean + half < 0 else "no clear difference"
         verdicts.append((int(k), word, mean, half))
     return verdicts
@@ -938,7 +921,7 @@ def _curve_verdict(curves: pd.DataFrame, domain: str) -> list[str]:
 
 
 __all__ = [
-    "MetaTrainingPlan", "baselines_node", "cached_embeddings", "curve_plot_node", "episode_summary",
+    "MetaTrainingPlan", "baselines_node", "cached_embeddings", "curve_plot_node",
     "kshot_curve_node", "meta_learning_report_node", "meta_test_node", "meta_train_node", "paired_differences",
     "select_meta_learner",
 ]

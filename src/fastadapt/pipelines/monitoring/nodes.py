@@ -41,6 +41,9 @@ ALERT_COLUMNS = [
     "last_absorbed_end", "headlines", "model",
 ]
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
+# The drift sample and permutation count where a config leaves them out: the values of
+# conf/base/parameters_monitoring.yml, so that leaving a key out runs what users run.
+DRIFT_MAX_SAMPLES, DRIFT_PERMUTATIONS = 500, 500
 _STREAM_COLUMNS = ["row_id", "published_at", "source", "headline", "ticker", "label"]
 
 
@@ -202,7 +205,7 @@ def embed_drift_windows(
     drift = _block(monitoring, "drift")
     reference, current, info = drift_windows(scored_stream, drift)
     rng = np.random.default_rng(int(drift.get("seed", 0)))
-    size = int(drift.get("max_samples", 1000))
+    size = int(drift.get("max_samples", DRIFT_MAX_SAMPLES))
     reference, current = _sample(reference, size, rng), _sample(current, size, rng)
     text_column = _block(monitoring, "scoring").get("text_column", "headline")
     embedder = drift.get("embedder")
@@ -253,8 +256,8 @@ def assess_drift(
     report = drift_report(
         embeddings.get("reference"), embeddings.get("current"),
         reference["predicted"].astype(str).tolist(), current["predicted"].astype(str).tolist(),
-        alpha=float(drift.get("alpha", 0.01)), n_permutations=int(drift.get("n_permutations", 200)),
-        seed=int(drift.get("seed", 0)), max_samples=int(drift.get("max_samples", 1000)),
+        alpha=float(drift.get("alpha", 0.01)), n_permutations=int(drift.get("n_permutations", DRIFT_PERMUTATIONS)),
+        seed=int(drift.get("seed", 0)), max_samples=int(drift.get("max_samples", DRIFT_MAX_SAMPLES)),
         min_label_shift=float(drift.get("min_label_shift", 0.05)),
     )
     report["windows"] = info

@@ -1,0 +1,81 @@
+"""Backbones by name: tiny-bert from a config and our own WordPiece vocabulary, directories that
+reload to the same outputs, and one-line errors for names that cannot be loaded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastadapt.errors import UserInputError
+from fastadapt.models.backbones import (
+    SPECIAL_TOKENS,
+    Backbone,
+    BackboneError,
+    SavedTokenizer,
+    load_backbone,
+    train_wordpiece_tokenizer,
+)
+
+from .conftest import CORPUS, TINY
+
+
+def test_wordpiece_vocabulary_is_sorted_and_wraps_texts_in_cls_sep(wordpiece):
+    vocab = wordpiece.get_vocab()
+    assert [vocab[token] for token in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    others = sorted((i, t) for t, i in vocab.items() if t not in SPECIAL_TOKENS)
+    assert [t for _, t in others] == sorted(t for _, t in others)  # re-listed in sorted order
+    ids = wordpiece("refund missing")["input_ids"]
+    assert ids[0] == vocab["[CLS]"] and ids[-1] == vocab["[SEP]"]
+    assert wordpiece.convert_ids_to_tokens(ids[1:-1]) == ["refund", "missing"]
+    assert wordpiece.pad_token == "[PAD]" and wordpiece.mask_token == "[MASK]"
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: the tokenizers trainer breaks ties between equally frequent "
+                   "merges differently from run to run, so the vocabulary itself (not only its order) differs; "
+                   "the docstring's 'same texts, same token ids' does not hold")
+def test_wordpiece_training_twice_on_the_same_texts_gives_the_same_vocabulary(wordpiece):
+    runs = [train_wordpiece_tokenizer(CORPUS, vocab_size=200, min_frequency=1).get_vocab() for _ in range(5)]
+    assert all(vocab == wordpiece.get_vocab() for vocab in runs)
+
+
+def test_tiny_bert_follows_its_seed_and_overrides(wordpiece, tiny_backbone):
+    assert tiny_backbone.name == "tiny-bert" and tiny_backbone.hidden_size == TINY["hidden_size"]
+    assert tiny_backbone.model.config.vocab_size == len(wordpiece)
+    assert tiny_backbone.model.config.num_hidden_layers == 1 and tiny_backbone.model.pooler is None
+    same = load_backbone("tiny-bert", tokenizer=wordpiece, seed=0, config_overrides=TINY)
+    other = load_backbone("tiny-bert", tokenizer=wordpiece, seed=1, config_overrides=TINY)
+    first, second, third = (b.model.state_dict() for b in (tiny_backbone, same, other))
+    assert all(torch.equal(first[k], second[k]) for k in first) and first.keys() == second.keys()
+    assert not torch.equal(first["embeddings.word_embeddings.weight"], third["embeddings.word_embeddings.weight"])
+
+
+def test_a_saved_backbone_reloads_by_directory_with_its_name_and_outputs(tiny_backbone, tmp_path):
+    tiny_backbone.save_directory(tmp_path / "backbone")
+    assert (tmp_path / "backbone" / "model.safetensors").is_file()
+    assert not list((tmp_path / "backbone").glob("*.bin"))  # no pickled weights
+    for loaded in (Backbone.load_directory(tmp_path / "backbone"), load_backbone(str(tmp_path / "backbone"))):
+        inputs = tiny_backbone.tokenizer(CORPUS[:2], padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            expected = tiny_backbone.model.eval()(**inputs).last_hidden_state
+            got = loaded.model.eval()(**inputs).last_hidden_state
+        torch.testing.assert_close(got, expected)
+    assert Backbone.load_directory(tmp_path / "backbone").name == "tiny-bert"
+    assert load_backbone(str(tmp_path / "backbone")).name == str(tmp_path / "backbone")
+
+
+def test_a_saved_tokenizer_reloads_to_the_same_ids(wordpiece, tmp_path):
+    SavedTokenizer(wordpiece).save_directory(tmp_path / "tok")
+    loaded = SavedTokenizer.load_directory(tmp_path / "tok").tokenizer
+    assert loaded(CORPUS)["input_ids"] == wordpiece(CORPUS)["input_ids"]
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("tiny-bert", "backbone 'tiny-bert' needs the WordPiece tokeniser"),
+    ("no-such-owner/no-such-model", "backbone 'no-such-owner/no-such-model' could not be loaded"),
+    ("not a model!", r"backbone 'not a model!' is unknown; use \['minilm-l6', 'tiny-bert'\]"),
+])
+def test_a_backbone_that_cannot_be_loaded_is_one_clear_user_error(name, message, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never the network
+    with pytest.raises(BackboneError, match=message) as error:
+        load_backbone(name)
+    assert isinstance(error.value, UserInputError) and "\n" not in str(error.value)
