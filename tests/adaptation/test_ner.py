@@ -87,11 +87,11 @@ def test_tag_set_and_transitions():
 
 
 def test_labels_go_on_the_first_subword_only(tiny_backbone):
-    tokens = [["Globex", "hired", "Bob", "."]]
+    tokens = [["Parisian", "hired", "Bob", "."]]
     ids, firsts = encode_words(tiny_backbone.tokenizer, tokens, max_length=32)
     pieces = tiny_backbone.tokenizer.convert_ids_to_tokens(ids[0])
-    assert [pieces[p] for p in firsts[0]] == ["glob", "hired", "bob", "."]
-    assert pieces[firsts[0][0] + 1] == "##ex"  # "Globex" is two subwords here
+    assert [pieces[p] for p in firsts[0]] == ["paris", "hired", "bob", "."]
+    assert pieces[firsts[0][0] + 1:firsts[0][1]] == ["##i", "##an"]  # "Parisian" is three subwords here
     labels = subword_labels(firsts[0], len(ids[0]), [3, 0, 3, 0])
     assert [labels[p] for p in firsts[0]] == [3, 0, 3, 0]
     assert labels.count(IGNORE_INDEX) == len(ids[0]) - 4  # special tokens and continuation pieces

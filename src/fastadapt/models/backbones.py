@@ -90,17 +90,28 @@ def train_wordpiece_tokenizer(
 ) -> PreTrainedTokenizerFast:
     """A BERT-style WordPiece tokeniser trained on `texts` with the `tokenizers` library.
 
-    The trainer numbers tokens of equal frequency differently from run to run; the vocabulary is
-    re-listed in sorted order (special tokens keep ids 0-4), so the same texts always give the
-    same token ids, hence the same tiny-bert weights and figures.
+    The trainer gives the continuing-subword pieces (`##x`) ids in hash-map order, and those ids
+    break ties between equally frequent merges, so the same texts gave different vocabularies from
+    run to run (huggingface/tokenizers#1794, fix pending in #2066). Every `##x` of the texts'
+    alphabet is therefore handed to the trainer up front, in sorted order, as its special tokens
+    are, and taken off the added-token list afterwards (it stays in the vocabulary only); the
+    vocabulary is then re-listed in sorted order (special tokens keep ids 0-4). The same texts
+    give the same token ids, hence the same tiny-bert weights and figures.
     """
     from tokenizers import BertWordPieceTokenizer, Tokenizer
 
+    texts = list(texts)
     trainer = BertWordPieceTokenizer(lowercase=lowercase, strip_accents=lowercase)
+    normalizer, pre_tokenizer = trainer._tokenizer.normalizer, trainer._tokenizer.pre_tokenizer
+    alphabet = sorted({char for text in texts
+                       for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+                       for char in word[1:]})
+    continuing = [f"##{char}" for char in alphabet]
     trainer.train_from_iterator(
-        list(texts), vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
+        texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS + continuing,
     )
     spec = json.loads(trainer._tokenizer.to_str())
+    spec["added_tokens"] = [token for token in spec["added_tokens"] if token["content"] in SPECIAL_TOKENS]
     ordered = SPECIAL_TOKENS + sorted(set(spec["model"]["vocab"]) - set(SPECIAL_TOKENS))
     spec["model"]["vocab"] = {token: index for index, token in enumerate(ordered)}
     # Trained from scratch, the tokenizer has no post-processor yet: add BERT's [CLS] ... [SEP].
