@@ -443,10 +443,12 @@ def report(args: argparse.Namespace) -> None:
     budgets = []
     for info_path in sorted(MODELS.glob("source_*/tagger.json")):
         training = json.loads(info_path.read_text()).get("training", {})
-        budgets.append(f"`{info_path.parent.name}` {training.get('steps')} steps of batch 16 "
-                       f"({training.get('seconds', 0):.0f} s, held out {training.get('held_out')})")
+        lr = f"lr {training['lr']:g}" if "lr" in training else "lr not recorded"
+        budgets.append(f"`{info_path.parent.name}` {training.get('steps')} steps of batch "
+                       f"{training.get('batch_size', 16)}, {lr} ({training.get('seconds', 0):.0f} s, "
+                       f"held out {training.get('held_out')})")
     if budgets:
-        lines += ["Source taggers (MiniLM fully fine-tuned on CoNLL-2003 train, lr 2e-4): " + "; ".join(budgets)
+        lines += ["Source taggers (MiniLM fully fine-tuned on CoNLL-2003 train): " + "; ".join(budgets)
                   + ". Cells with n below 5 seeds (or 4 folds x 5 seeds) are runs this CPU budget did not reach; "
                   "`evaluate` resumes where it stopped.", ""]
     tagset = results[results["experiment"] == "tagset"]

@@ -224,7 +224,7 @@ NER_SENTENCES = [(["word0a", "met", "word1a", "in", "word2a", "."], ["B-PER", "O
 def test_meta_training_releases_an_ner_source_tagger_that_never_sees_held_out_types(tmp_path, run_project):
     ner_source = {"domain": "ner", "held_out": ["ORG"],
                   "adaptation": {"strategy": "full", "max_length": 16,
-                                 "training": {"max_steps": 2, "batch_size": 2, "seed": 0}}}
+                                 "training": {"max_steps": 2, "batch_size": 2, "lr": 1.0e-3, "seed": 0}}}
     project = meta_project(tmp_path, {**META, "ner_source": ner_source})
     parameters = {**PARAMETERS, "domains": {**PARAMETERS["domains"], "ner": {"kind": "ner", "raw": "conll2003"}}}
     (project / "conf" / "base" / "parameters.yml").write_text(yaml.safe_dump(parameters, sort_keys=False))
@@ -244,6 +244,7 @@ def test_meta_training_releases_an_ner_source_tagger_that_never_sees_held_out_ty
     assert sorted(tagger.tags_) == ["B-LOC", "B-PER", "I-LOC", "I-PER", "O"]
     assert tagger.training["held_out"] == ["ORG"] and tagger.training["source"] == "ner train"
     assert tagger.training["source_sentences"] == 6 and tagger.training["steps"] == 2
+    assert tagger.training["lr"] == 1.0e-3 and tagger.training["batch_size"] == 2
     predictor = adapt(tagger, splits[["tokens", "tags"]].head(2), "structshot")
     assert [len(p) for p in predictor.predict([["word0a", "met", "word3a"]])] == [3]
 

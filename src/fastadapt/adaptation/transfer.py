@@ -68,7 +68,8 @@ def pretrain_tagger(
     tagger = fit_tagger(backbone, token_lists, relabelled, config, **fit_options)
     tagger.transitions = AbstractTransitions.from_tag_sequences(relabelled)
     tagger.training = {**tagger.training, "held_out": held, "source": source,
-                       "source_sentences": len(relabelled)}
+                       "source_sentences": len(relabelled), "lr": config.training.lr,
+                       "batch_size": config.training.batch_size}
     return tagger
 
 
