@@ -1,7 +1,8 @@
 """`kedro run --pipeline new_task --params "task.name=<name>,task.shots=5,task.seed=0"`.
 
 Adapts what `kedro run --pipeline meta_training` released (`meta_learner` for text classification,
-`ner_source_tagger` for NER, with `task.model: meta_learner`) to the task folder `data/01_raw/tasks/<name>/` with `task.shots` examples per class (mentions per
+`ner_source_tagger` for NER, with `task.model: meta_learner`) to the task folder
+`data/01_raw/tasks/<name>/` with `task.shots` examples per class (mentions per
 entity type for NER) drawn from its train file (all of it when shots is null), evaluates on its
 test file and writes `data/08_reporting/tasks/<name>/metrics.json` and `predictions.parquet`.
 
