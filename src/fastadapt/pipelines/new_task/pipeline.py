@@ -21,7 +21,8 @@ from fastadapt.pipelines.new_task.nodes import NAME, UNSET, adapt_task, read_tas
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    task = project_parameters().get("task") or {}
+    parameters = project_parameters()
+    task = parameters.get("task") or {}
     task = task if isinstance(task, dict) else {}
     name = task.get("name")
     name = name if isinstance(name, str) and NAME.fullmatch(name) else UNSET
@@ -32,7 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "task": "params:task", "strategies": "params:new_task.strategies"}
     if strategy != "tfidf" and model == "meta_learner":
         adapt_inputs["meta_learner"] = "meta_learner"
-        if (project_parameters().get("meta_training") or {}).get("ner_source"):
+        if (parameters.get("meta_training") or {}).get("ner_source"):
             adapt_inputs["ner_source_tagger"] = "ner_source_tagger"  # what meta_training releases for NER
     elif strategy != "tfidf" and model == "pretrained":
         adapt_inputs["pretrained_backbone"] = "pretrained_backbone"
