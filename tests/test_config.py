@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from conftest import make_project
-from fastadapt.config import ConfigError, DomainConfig, domain_configs, project_parameters
+from fastadapt.config import Checks, ConfigError, DomainConfig, Settings, domain_configs, project_parameters
 from fastadapt.readers import READERS
 
 
@@ -119,3 +121,38 @@ def test_the_shipped_configuration_is_valid():
     """conf/base (the repository's own project) gives valid domains, one of each kind at least."""
     configs = domain_configs(project_parameters("base"))
     assert {config.kind for config in configs.values()} == {"text_classification", "ner"}
+
+
+@dataclass(frozen=True)
+class _Example(Settings):
+    size: int = 500
+    rate: float = 0.1
+    mode: str = "fast"
+
+    def validate(self, where: str) -> None:
+        check = Checks(self, where)
+        check.integer("size", 10)
+        check.number("rate", 0, 1, strict_low=True)
+        check.choice("mode", ("fast", "slow"))
+
+
+def test_settings_defaults_live_on_the_fields():
+    assert _Example.from_params(None, where="block") == _Example()
+    assert _Example.from_params({"size": 20}, where="block").size == 20
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"sise": 20}, r"block: unknown setting\(s\) \['sise'\]; allowed: \['size', 'rate', 'mode'\]"),
+        ({"size": 5}, r"block.size is 5; allowed: an integer >= 10"),
+        ({"size": True}, r"block.size is True; allowed: an integer >= 10"),
+        ({"rate": 0}, r"block.rate is 0; allowed: a number > 0 and < 1"),
+        ({"rate": float("nan")}, r"block.rate is nan; allowed: a number > 0 and < 1"),
+        ({"mode": "quick"}, r"block.mode is 'quick'; allowed: \['fast', 'slow'\]"),
+        ([1, 2], r"block must be a mapping of settings, got \[1, 2\]"),
+    ],
+)
+def test_settings_errors_name_the_key_the_value_and_the_rule(params, message):
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        _Example.from_params(params, where="block")

@@ -1,5 +1,21 @@
 """Typed settings built once from Kedro parameters, with errors that name the parameter.
 
+The one way to build validated settings from a parameter block: a dataclass that also inherits
+`Settings`. `from_params(params, where)` refuses keys that are not fields, builds the object (the
+field defaults are the only defaults, so code and YAML cannot disagree about them) and calls
+`validate(where)`, which checks values through `Checks`. Every mistake raises `ConfigError` with
+one line naming `<where>.<key>`, the value and what is allowed; the CLI prints that line instead
+of a traceback.
+
+    @dataclass(frozen=True)
+    class DriftSettings(Settings):
+        reference_size: int = 500
+
+        def validate(self, where: str) -> None:
+            Checks(self, where).integer("reference_size", 10)
+
+    DriftSettings.from_params(params["monitoring"]["drift"], where="monitoring.drift")
+
 The pipeline registry also needs the list of domains before any session exists (pipelines are
 generated from it), so `project_parameters` reads the parameters with the project's own config
 loader settings.
@@ -7,10 +23,12 @@ loader settings.
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, NoReturn, Self
 
 from fastadapt.errors import UserInputError
 
@@ -19,6 +37,99 @@ TASK_KINDS = ("text_classification", "ner")
 
 class ConfigError(UserInputError):
     """A parameter with a wrong or missing value; the message names it and the allowed values."""
+
+
+def check_keys(params: Any, allowed: Sequence[str], where: str) -> dict[str, Any]:
+    """`params` as a dict, or `ConfigError` if it is not a mapping or has keys outside `allowed`."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{where} must be a mapping of settings, got {params!r}")
+    unknown = sorted(str(key) for key in set(params) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: {list(allowed)}")
+    return dict(params)
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float; `True` / `False` are not numbers here (YAML `yes` is a mistake)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class Checks:
+    """Value checks on one settings object; each failure names `<where>.<key>` and the rule."""
+
+    def __init__(self, settings: Any, where: str) -> None:
+        self.settings = settings
+        self.where = where
+
+    def fail(self, key: str, rule: str) -> NoReturn:
+        raise ConfigError(f"{self.where}.{key} is {getattr(self.settings, key)!r}; {rule}")
+
+    def integer(self, key: str, minimum: int, maximum: int | None = None, optional: bool = False) -> None:
+        value = getattr(self.settings, key)
+        if value is None and optional:
+            return
+        if (isinstance(value, bool) or not isinstance(value, int) or value < minimum
+                or (maximum is not None and value > maximum)):
+            bound = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+            self.fail(key, f"allowed: an integer {bound}" + (" or null" if optional else ""))
+
+    def number(self, key: str, low: float, high: float | None = None, optional: bool = False,
+               strict_low: bool = False, strict_high: bool = True) -> None:
+        """A number in [low, high) by default; `strict_low` makes it (low, ...; `strict_high=False` ..., high]."""
+        value = getattr(self.settings, key)
+        if value is None and optional:
+            return
+        ok = is_number(value) and (value > low if strict_low else value >= low)
+        ok = ok and (high is None or (value < high if strict_high else value <= high))
+        if not ok:
+            bound = f"> {low}" if strict_low else f">= {low}"
+            if high is not None:
+                bound += f" and {'<' if strict_high else '<='} {high}"
+            self.fail(key, f"allowed: a number {bound}" + (" or null" if optional else ""))
+
+    def choice(self, key: str, allowed: Sequence[Any]) -> None:
+        if getattr(self.settings, key) not in allowed:
+            self.fail(key, f"allowed: {list(allowed)}")
+
+    def boolean(self, key: str) -> None:
+        if not isinstance(getattr(self.settings, key), bool):
+            self.fail(key, "allowed: true or false")
+
+    def text(self, key: str, optional: bool = False) -> None:
+        value = getattr(self.settings, key)
+        if value is None and optional:
+            return
+        if not isinstance(value, str) or not value:
+            self.fail(key, "allowed: a non-empty string" + (" or null" if optional else ""))
+
+    def device(self, key: str = "device") -> None:
+        # Imported here so that settings without a device never import torch.
+        from fastadapt.models.encoder import resolve_device
+
+        value = getattr(self.settings, key)
+        if not isinstance(value, str):
+            self.fail(key, "allowed: auto, cpu or cuda[:N]")
+        try:
+            resolve_device(value)
+        except ValueError:
+            self.fail(key, "allowed: auto, cpu or cuda[:N]")
+
+
+class Settings:
+    """Base of the project's settings dataclasses: `from_params` then `validate`."""
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None, where: str) -> Self:
+        """Validated settings from a parameter block; a wrong key or value raises `ConfigError`."""
+        values = check_keys(params, [f.name for f in fields(cls)], where)  # type: ignore[arg-type]
+        settings = cls(**values)
+        settings.validate(where)
+        return settings
+
+    def validate(self, where: str) -> None:
+        """Check the values (and fill defaults derived from other fields); override per class."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +146,7 @@ class DomainConfig:
     unseen_classes: dict[str, Any] | None = None
 
     @classmethod
-    def from_params(cls, name: str, params: Mapping[str, Any], block: str = "domains") -> "DomainConfig":
+    def from_params(cls, name: str, params: Mapping[str, Any], block: str = "domains") -> DomainConfig:
         from fastadapt.readers import READERS  # the registry of reader names
 
         where = f"{block}.{name}"

@@ -13,14 +13,12 @@ seed, device, num_threads, log_every, max_grad_norm), so one vocabulary covers e
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fastadapt.config import ConfigError
-from fastadapt.models.encoder import resolve_device
+from fastadapt.config import Checks, ConfigError, Settings, is_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastadapt.meta.algorithm import MetaAlgorithm
@@ -35,7 +33,7 @@ DISTANCES = ("euclidean", "cosine")
 
 
 @dataclass
-class MetaConfig:
+class MetaConfig(Settings):
     algorithm: str = "protonet"
     # learner
     pooling: str = "mean"
@@ -78,14 +76,7 @@ class MetaConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None, where: str = "meta") -> MetaConfig:
         """Validated settings; a wrong key or value raises `ConfigError` naming `meta.<key>`."""
-        params = dict(params or {})
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: {allowed}")
-        config = cls(**params)
-        config.validate(where)
-        return config
+        return super().from_params(params, where)
 
     @property
     def head(self) -> str:
@@ -93,31 +84,8 @@ class MetaConfig:
         return "prototype" if self.algorithm == "protonet" else "linear"
 
     def validate(self, where: str = "meta") -> None:
-        def fail(key: str, rule: str) -> None:
-            raise ConfigError(f"{where}.{key} is {getattr(self, key)!r}; {rule}")
-
-        def integer(key: str, minimum: int, optional: bool = False) -> None:
-            value = getattr(self, key)
-            if value is None and optional:
-                return
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                fail(key, f"allowed: an integer >= {minimum}" + (" or null" if optional else ""))
-
-        def number(key: str, low: float, optional: bool = False, strict: bool = True) -> None:
-            value = getattr(self, key)
-            if value is None and optional:
-                return
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            if not ok or not (value > low if strict else value >= low):
-                fail(key, f"allowed: a number {'>' if strict else '>='} {low}" + (" or null" if optional else ""))
-
-        def choice(key: str, allowed: tuple) -> None:
-            if getattr(self, key) not in allowed:
-                fail(key, f"allowed: {list(allowed)}")
-
-        def boolean(key: str) -> None:
-            if not isinstance(getattr(self, key), bool):
-                fail(key, "allowed: true or false")
+        check = Checks(self, where)
+        fail, choice, boolean, integer, number = check.fail, check.choice, check.boolean, check.integer, check.number
 
         choice("algorithm", ALGORITHMS)
         if self.inner_params is None:
@@ -129,20 +97,20 @@ class MetaConfig:
         for key in ("meta_sgd", "first_order", "gradient_checkpointing"):
             boolean(key)
         integer("max_length", 2)
-        number("temperature", 0)
+        number("temperature", 0, strict_low=True)
         integer("lora_rank", 1, optional=True)
-        number("lora_alpha", 0, optional=True)
+        number("lora_alpha", 0, optional=True, strict_low=True)
         integer("inner_steps", 1)
         integer("eval_inner_steps", 1, optional=True)
-        number("inner_lr", 0)
-        number("outer_lr", 0)
+        number("inner_lr", 0, strict_low=True)
+        number("outer_lr", 0, strict_low=True)
         integer("meta_batch_size", 1)
-        number("max_grad_norm", 0, optional=True, strict=False)
+        number("max_grad_norm", 0, optional=True)
         integer("n_way", 2)
         integer("k_shot", 1)
         integer("n_query", 1)
         integer("max_steps", 1)
-        number("max_seconds", 0, optional=True)
+        number("max_seconds", 0, optional=True, strict_low=True)
         integer("eval_every", 1)
         integer("eval_episodes", 1)
         integer("early_stop_patience", 1, optional=True)
@@ -152,17 +120,11 @@ class MetaConfig:
         integer("log_every", 1)
         if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, (str, os.PathLike)):
             fail("checkpoint_dir", "allowed: a directory path or null")
-        if not isinstance(self.device, str):
-            fail("device", "allowed: auto, cpu or cuda[:N]")
-        try:
-            resolve_device(self.device)
-        except ValueError:
-            fail("device", "allowed: auto, cpu or cuda[:N]")
+        check.device()
         if not isinstance(self.sources, Mapping):
             fail("sources", "allowed: a mapping of source name to sampling weight")
         for name, weight in self.sources.items():
-            ok = isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
-            if not ok or weight < 0:
+            if not is_number(weight) or weight < 0:
                 raise ConfigError(f"{where}.sources.{name} is {weight!r}; allowed: a number >= 0")
         if self.sources and sum(self.sources.values()) <= 0:
             fail("sources", "allowed: weights that are not all 0")

@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,7 +46,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from fastadapt.config import ConfigError
+from fastadapt.config import Checks, Settings
 from fastadapt.models.encoder import resolve_device
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ HISTORY_COLUMNS = ("step", "loss", "lr", "tokens_per_second", "val_loss", "secon
 
 
 @dataclass
-class TrainingConfig:
+class TrainingConfig(Settings):
     max_steps: int = 100  # optimiser steps (after accumulation)
     max_seconds: float | None = None  # wall-clock budget of this invocation; stop cleanly when exceeded
     batch_size: int = 32  # per process and micro-batch
@@ -82,38 +82,11 @@ class TrainingConfig:
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None, where: str = "training") -> TrainingConfig:
         """Validated settings; a wrong key or value raises `ConfigError` naming `training.<key>`."""
-        params = dict(params or {})
-        allowed = [f.name for f in fields(cls)]
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: {allowed}")
-        config = cls(**params)
-        config.validate(where)
-        return config
+        return super().from_params(params, where)
 
     def validate(self, where: str = "training") -> None:
-        def fail(key: str, rule: str) -> None:
-            raise ConfigError(f"{where}.{key} is {getattr(self, key)!r}; {rule}")
-
-        def integer(key: str, minimum: int, optional: bool = False) -> None:
-            value = getattr(self, key)
-            if value is None and optional:
-                return
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                fail(key, f"allowed: an integer >= {minimum}" + (" or null" if optional else ""))
-
-        def number(key: str, low: float, high: float | None = None, optional: bool = False,
-                   strict_low: bool = False) -> None:
-            value = getattr(self, key)
-            if value is None and optional:
-                return
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            ok = ok and (value > low if strict_low else value >= low) and (high is None or value < high)
-            if not ok:
-                bound = f"> {low}" if strict_low else f">= {low}"
-                fail(key, f"allowed: a number {bound}" + (f" and < {high}" if high is not None else "")
-                     + (" or null" if optional else ""))
-
+        check = Checks(self, where)
+        fail, integer, number = check.fail, check.integer, check.number
         integer("max_steps", 1)
         number("max_seconds", 0, optional=True, strict_low=True)
         integer("batch_size", 1)
@@ -132,12 +105,7 @@ class TrainingConfig:
             fail("checkpoint_dir", "allowed: a directory path or null")
         if self.mixed_precision not in MIXED_PRECISION:
             fail("mixed_precision", f"allowed: {list(MIXED_PRECISION)}")
-        if not isinstance(self.device, str):
-            fail("device", "allowed: auto, cpu or cuda[:N]")
-        try:
-            resolve_device(self.device)
-        except ValueError:
-            fail("device", "allowed: auto, cpu or cuda[:N]")
+        check.device()
 
 
 class BatchSource(Protocol):
