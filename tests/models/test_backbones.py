@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fastadapt.config import ConfigError
 from fastadapt.errors import UserInputError
 from fastadapt.models.backbones import (
     SPECIAL_TOKENS,
@@ -13,6 +14,7 @@ from fastadapt.models.backbones import (
     BackboneError,
     SavedTokenizer,
     load_backbone,
+    named_backbone,
     train_wordpiece_tokenizer,
 )
 
@@ -93,3 +95,20 @@ def test_a_backbone_that_cannot_be_loaded_is_one_clear_user_error(name, message,
     with pytest.raises(BackboneError, match=message) as error:
         load_backbone(name)
     assert isinstance(error.value, UserInputError) and "\n" not in str(error.value)
+
+
+def test_named_backbone_names_the_parameter_when_an_input_is_missing():
+    with pytest.raises(ConfigError, match=r"^adaptation.backbone is 'pretrained': run `kedro run --pipeline pretraining` first$"):
+        named_backbone("pretrained", "adaptation.backbone")
+    with pytest.raises(ConfigError, match=r"^meta_training.backbone is 'tiny-bert', which needs the WordPiece"):
+        named_backbone("tiny-bert", "meta_training.backbone")
+    with pytest.raises(ConfigError, match=r"^task.model: backbone 'no such model!' is unknown"):
+        named_backbone("no such model!", "task.model")
+
+
+def test_named_backbone_copies_the_pretrained_backbone(tiny_backbone):
+    pretrained = tiny_backbone
+    fresh = named_backbone("pretrained", "adaptation.backbone", pretrained_backbone=pretrained)
+    assert fresh.model is not pretrained.model
+    assert all(torch.equal(a, b) for a, b in zip(fresh.model.state_dict().values(),
+                                                  pretrained.model.state_dict().values(), strict=True))

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
@@ -167,6 +168,30 @@ def load_backbone(
     if "/" in name or name.replace("-", "").replace("_", "").isalnum():
         return _from_pretrained(name, name)
     raise BackboneError(f"backbone '{name}' is unknown; use {list(KNOWN_BACKBONES)}, a local directory or a hub id")
+
+
+def named_backbone(name: str, where: str, wordpiece_tokenizer: Any = None, pretrained_backbone: Backbone | None = None,
+                   seed: int = 0) -> Backbone:
+    """A fresh backbone for the parameter `where`, which names it: `pretrained` (a copy of the
+    pretraining pipeline's output, so that training it leaves the loaded one alone), `tiny-bert`
+    (random weights on the features pipeline's WordPiece tokeniser), `minilm-l6` or a model
+    directory. A missing input or an unknown name raises `ConfigError` naming `where`."""
+    from fastadapt.config import ConfigError
+
+    if name == "pretrained":
+        if pretrained_backbone is None:
+            raise ConfigError(f"{where} is 'pretrained': run `kedro run --pipeline pretraining` first")
+        return copy.deepcopy(pretrained_backbone)
+    if name == "tiny-bert":
+        tokenizer = getattr(wordpiece_tokenizer, "tokenizer", wordpiece_tokenizer)
+        if tokenizer is None:
+            raise ConfigError(f"{where} is 'tiny-bert', which needs the WordPiece tokeniser (`kedro run "
+                              f"--pipeline features` writes it)")
+        return load_backbone("tiny-bert", tokenizer=tokenizer, seed=seed)
+    try:
+        return load_backbone(name)
+    except BackboneError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 @dataclass

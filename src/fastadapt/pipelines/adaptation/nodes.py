@@ -29,7 +29,7 @@ from fastadapt.adaptation.classifier import token_limit
 from fastadapt.adaptation.ner import word_features
 from fastadapt.adaptation.strategies import DomainPlan
 from fastadapt.config import domain_configs
-from fastadapt.models.backbones import Backbone, load_backbone
+from fastadapt.models.backbones import named_backbone
 from fastadapt.models.encoder import embed_texts
 from fastadapt.models.predictor import classification_predictions, ner_predictions
 from fastadapt.tasks.kshot import KShotError, draw_kshot, draw_ner_kshot
@@ -49,20 +49,6 @@ def plans_for(adaptation_params: Mapping[str, Any], domains_params: Mapping[str,
     if plan.num_threads:
         torch.set_num_threads(plan.num_threads)
     return plan, plan.domains[domain]
-
-
-def adaptation_backbone(backbone: str, wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None) -> Backbone:
-    """The backbone `adaptation.backbone` names: `pretrained` is the pretraining pipeline's
-    output, `tiny-bert` a fresh tiny BERT on the features pipeline's WordPiece tokeniser."""
-    if backbone == "pretrained":
-        if pretrained_backbone is None:
-            raise ValueError("adaptation.backbone is 'pretrained' but no pretrained_backbone was given; "
-                             "run `kedro run --pipeline pretraining` first")
-        return pretrained_backbone
-    if backbone == "tiny-bert":
-        tokenizer = getattr(wordpiece_tokenizer, "tokenizer", wordpiece_tokenizer)
-        return load_backbone("tiny-bert", tokenizer=tokenizer, seed=0)
-    return load_backbone(backbone)
 
 
 def _split(splits: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -149,7 +135,7 @@ def embed_domain(
     """Pooled, un-normalised frozen-encoder features of every row: columns row_id, embedding."""
     plan, domain_plan = plans_for(adaptation_params, domains_params, domain)
     config = next(c for c in (*domain_plan.configs.values(), *domain_plan.kshot_configs.values()) if c.frozen_encoder)
-    backbone = adaptation_backbone(plan.backbone, wordpiece_tokenizer, pretrained_backbone)
+    backbone = named_backbone(plan.backbone, "adaptation.backbone", wordpiece_tokenizer, pretrained_backbone)
     rows = splits.sort_values("row_id")
     started = time.perf_counter()
     vectors = embed_texts(backbone, rows["text"].tolist(), batch_size=config.batch_size,
@@ -168,7 +154,7 @@ def fit_full_data(
     """One strategy fitted on the whole train split (validation split for early stopping)."""
     plan, domain_plan = plans_for(adaptation_params, domains_params, domain)
     config = domain_plan.configs[strategy]
-    backbone = adaptation_backbone(plan.backbone, wordpiece_tokenizer, pretrained_backbone)
+    backbone = named_backbone(plan.backbone, "adaptation.backbone", wordpiece_tokenizer, pretrained_backbone)
     train, validation = _split(splits, "train"), _split(splits, "validation")
     name = plan.model_name(strategy)
     started = time.perf_counter()
@@ -211,7 +197,7 @@ def kshot_fit_predict(
     rows_by_id = train.set_index("row_id", drop=False)
     name = plan.model_name(strategy)
     sets = _set_row_ids(domain, domain_plan.kind, train, kshot_sets, domain_plan)  # before any slow work
-    backbone = adaptation_backbone(plan.backbone, wordpiece_tokenizer, pretrained_backbone)
+    backbone = named_backbone(plan.backbone, "adaptation.backbone", wordpiece_tokenizer, pretrained_backbone)
     frames = []
     if domain_plan.kind == "ner":
         # Frozen strategies: the encoder's word features of the train and test sentences, once.
@@ -261,7 +247,7 @@ def unseen_kshot_fit_predict(
     """Each unseen-class support set fitted, scored on the rest of those classes (its query)."""
     plan, domain_plan = plans_for(adaptation_params, domains_params, domain)
     config = domain_plan.kshot_configs[strategy]
-    backbone = adaptation_backbone(plan.backbone, wordpiece_tokenizer, pretrained_backbone)
+    backbone = named_backbone(plan.backbone, "adaptation.backbone", wordpiece_tokenizer, pretrained_backbone)
     rows_by_id = splits.set_index("row_id", drop=False)
     use_cache = embeddings is not None and config.frozen_encoder
     name = plan.model_name(strategy)

@@ -24,7 +24,8 @@ from fastadapt.evaluation.metrics import classification_metrics
 from fastadapt.meta import build_algorithm, build_learner, meta_train
 from fastadapt.meta.broad import RELEASE, BroadPlan, broad_sources
 from fastadapt.meta.saved import MetaLearnedModel
-from fastadapt.pipelines.meta_training.nodes import load_named_backbone, plan_from
+from fastadapt.models.backbones import named_backbone
+from fastadapt.pipelines.meta_training.nodes import plan_from
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def broad_meta_train_node(params: Mapping[str, Any], text_domains: list[str], fo
     plan = plan_from(params)  # torch threads from the shared settings
     broad = broad_plan(params, text_domains)
     sources = {name.removesuffix("_splits"): table for name, table in tables.items()}
-    backbone = load_named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer,
+    backbone = named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer,
                                    pretrained_backbone, seed=broad.config.seed)
     train, valid, used = broad_sources(broad, fold, sources, unlabelled_pool,
                                        backbone.tokenizer.mask_token or "[MASK]")
@@ -128,7 +129,7 @@ def lodo_evaluate_node(fold_model: MetaLearnedModel, splits: pd.DataFrame, kshot
 
     arms = {"meta_trained": fold_model.backbone}
     if peers:
-        arms["pretrained"] = load_named_backbone(broad.evaluation.get("pretrained", "minilm-l6"),
+        arms["pretrained"] = named_backbone(broad.evaluation.get("pretrained", "minilm-l6"),
                                                  "meta_training.broad.evaluation.pretrained", wordpiece_tokenizer,
                                                  pretrained_backbone, seed=broad.config.seed)
     test_texts = test["text"].tolist()

@@ -12,7 +12,8 @@ import pandas as pd
 
 from fastadapt.adaptation.ner import EncoderTagger
 from fastadapt.adaptation.transfer import SourceTaggerSettings, pretrain_tagger
-from fastadapt.pipelines.meta_training.nodes import load_named_backbone, plan_from
+from fastadapt.models.backbones import named_backbone
+from fastadapt.pipelines.meta_training.nodes import plan_from
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def ner_source_tagger_node(splits: pd.DataFrame, params: Mapping[str, Any], word
     (every type but `held_out`); the tagger keeps the source tag transitions StructShot uses."""
     settings = SourceTaggerSettings.from_params(params.get("ner_source"))
     plan = plan_from(params)
-    backbone = load_named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer,
+    backbone = named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer,
                                    pretrained_backbone, seed=settings.adaptation.training.seed)
     train = splits[(splits["split"] == "train") & (splits["tokens"].map(len) > 0)]
     tagger = pretrain_tagger(backbone, [list(t) for t in train["tokens"]], [list(t) for t in train["tags"]],

@@ -44,7 +44,7 @@ from fastadapt.meta import (
 )
 from fastadapt.meta.learner import MetaLearner
 from fastadapt.meta.saved import MetaLearnedModel
-from fastadapt.models.backbones import Backbone, BackboneError, load_backbone
+from fastadapt.models.backbones import Backbone, named_backbone
 from fastadapt.models.encoder import embed_texts
 from fastadapt.tasks.meta_episodes import (
     LabelledEpisodeSource,
@@ -230,28 +230,6 @@ def plan_from(params: Mapping[str, Any]) -> MetaTrainingPlan:
     return plan
 
 
-def load_named_backbone(name: str, where: str, wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None,
-                        seed: int = 0) -> Backbone:
-    """A fresh backbone: `pretrained` (the pretraining pipeline's), tiny-bert (random weights on our
-    WordPiece tokeniser), minilm-l6 or a model directory."""
-    if name == "pretrained":
-        if pretrained_backbone is None:
-            raise ConfigError(f"{where} is 'pretrained': run `kedro run --pipeline pretraining` first")
-        import copy
-
-        return copy.deepcopy(pretrained_backbone)
-    if name == "tiny-bert":
-        tokenizer = getattr(wordpiece_tokenizer, "tokenizer", wordpiece_tokenizer)
-        if tokenizer is None:
-            raise ConfigError(f"{where} is 'tiny-bert', which needs the WordPiece tokeniser (`kedro run "
-                              f"--pipeline features` writes it)")
-        return load_backbone("tiny-bert", tokenizer=tokenizer, seed=seed)
-    try:
-        return load_backbone(name)
-    except BackboneError as error:
-        raise ConfigError(f"{where}: {error}") from None
-
-
 # ---- episode sources ------------------------------------------------------------------------------
 
 
@@ -374,7 +352,7 @@ def meta_train_node(customer_intent_splits: pd.DataFrame, class_split_files: Map
         class_lists = banking77_class_split(class_split_files, spec.split)
     except ValueError as error:
         raise ConfigError(f"meta_training.class_splits: {error}") from None
-    backbone = load_named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer,
+    backbone = named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer,
                                    pretrained_backbone, seed=spec.config.seed)
     domains = {name.removesuffix("_splits"): table for name, table in domain_splits.items()}
     missing = sorted(set(plan.domains_needed) - set(domains))
@@ -528,7 +506,7 @@ def baselines_node(class_split_episodes: pd.DataFrame, customer_intent_splits: p
     rows = customer_intent_splits[customer_intent_splits["row_id"].isin(set(table["row_id"]))]
     frames = []
     started = time.perf_counter()
-    backbone = load_named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer, pretrained_backbone,
+    backbone = named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer, pretrained_backbone,
                                    seed=plan.meta.seed)
     config = replace(plan.meta, algorithm="protonet")
     learner = build_learner(backbone, config).to(torch.device(_device(plan)))
@@ -615,7 +593,7 @@ def kshot_curve_node(splits: pd.DataFrame, kshot_sets: pd.DataFrame, meta_model:
     arms = curves["arms"]
     if "random_init" in arms:
         random_spec = curves["random_init"]
-        backbone = load_named_backbone(random_spec.get("backbone", "tiny-bert"), "meta_training.curves.random_init."
+        backbone = named_backbone(random_spec.get("backbone", "tiny-bert"), "meta_training.curves.random_init."
                                        "backbone", wordpiece_tokenizer, pretrained_backbone, seed=curves["seed"])
         if random_spec.get("backbone", "tiny-bert") != "tiny-bert":  # that architecture, re-initialised
             torch.manual_seed(curves["seed"])
@@ -624,7 +602,7 @@ def kshot_curve_node(splits: pd.DataFrame, kshot_sets: pd.DataFrame, meta_model:
                     module.reset_parameters()
         frozen_arm("random_init", backbone, random_spec.get("strategy", "prototype"))
     if "pretrained" in arms:
-        backbone = load_named_backbone(curves["pretrained"].get("backbone", "minilm-l6"),
+        backbone = named_backbone(curves["pretrained"].get("backbone", "minilm-l6"),
                                        "meta_training.curves.pretrained.backbone", wordpiece_tokenizer,
                                        pretrained_backbone, seed=curves["seed"])
         frozen_arm("pretrained", backbone, curves["pretrained"].get("strategy", curves["strategy"]))

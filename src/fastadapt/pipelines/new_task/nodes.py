@@ -23,6 +23,7 @@ import yaml
 from fastadapt.adapt import adapt, check_strategy, resolve_strategy
 from fastadapt.config import ConfigError
 from fastadapt.evaluation.metrics import classification_metrics, ner_metrics
+from fastadapt.models.backbones import named_backbone
 from fastadapt.models.baselines import repair_iob2
 from fastadapt.models.predictor import classification_predictions, ner_predictions
 from fastadapt.readers import read_raw
@@ -265,9 +266,7 @@ def _learner(task: Mapping[str, Any], meta_learner: Any, pretrained_backbone: An
                               "`kedro run --pipeline meta_training` first, or set task.model: minilm-l6")
         return meta_learner
     if task["model"] == "pretrained":
-        if pretrained_backbone is None:
-            raise ConfigError("task.model is 'pretrained': run `kedro run --pipeline pretraining` first")
-        return pretrained_backbone
+        return named_backbone("pretrained", "task.model", pretrained_backbone=pretrained_backbone)
     return task["model"]  # a backbone name or directory: fastadapt.adapt loads it
 
 
