@@ -81,3 +81,14 @@ def test_the_plan_names_bad_settings():
     with pytest.raises(ConfigError, match="varied N-way"):
         plan(algorithm="maml")
     assert BroadPlan.from_params(None, DOMAINS) is None
+
+
+def test_a_fold_resumes_its_checkpoints_whatever_its_budget_and_only_its_own():
+    base = plan(meta={"n_query": 2, "checkpoint_dir": "ckpt"}).checkpoint_dir("acid", ["smlmt"], "minilm-l6")
+    assert base.startswith("ckpt/broad_acid-")
+    assert plan(meta={"n_query": 2, "checkpoint_dir": "ckpt", "max_seconds": 9, "device": "cpu"}).checkpoint_dir(
+        "acid", ["smlmt"], "minilm-l6") == base
+    assert plan(meta={"n_query": 2, "checkpoint_dir": "ckpt", "outer_lr": 1e-3}).checkpoint_dir(
+        "acid", ["smlmt"], "minilm-l6") != base
+    assert plan(meta={"n_query": 2, "checkpoint_dir": "ckpt"}).checkpoint_dir("acid", ["smlmt", "x"], "minilm-l6") != base
+    assert plan().checkpoint_dir("acid", ["smlmt"], "minilm-l6") is None

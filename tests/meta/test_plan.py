@@ -84,3 +84,19 @@ def test_domain_sources_default_to_train_and_validation():
     assert plan.source("tweets") == DomainSpec(domain="finance_tweets")
     assert plan.source("tweets").splits == ["train", "validation"]
     assert plan.domains_needed == ["finance_tweets"]  # weight 0 reads nothing
+
+
+def test_a_run_resumes_its_checkpoints_whatever_its_budget_device_or_threads():
+    def folder(**meta):
+        plan = MetaTrainingPlan.from_params({"meta": {"checkpoint_dir": "ckpt", **meta}})
+        return plan.checkpoint_dir(plan.runs[0])
+
+    same = folder()
+    assert same.startswith("ckpt/protonet_s01-")
+    for change in ({"max_seconds": 60}, {"device": "cpu"}, {"num_threads": 4}, {"log_every": 3},
+                   {"checkpoint_every": 5}):
+        assert folder(**change) == same
+    for change in ({"outer_lr": 1.0e-4}, {"seed": 1}, {"k_shot": 2}):
+        assert folder(**change) != same
+    off = MetaTrainingPlan.from_params({"backbone": "tiny-bert"})
+    assert off.checkpoint_dir(off.runs[0]) is None

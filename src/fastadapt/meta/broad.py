@@ -31,6 +31,7 @@ import pandas as pd
 from fastadapt.config import Checks, ConfigError, Settings, check_keys, is_number
 from fastadapt.meta.config import MetaConfig
 from fastadapt.meta.plan import SmlmtSettings, integer_list
+from fastadapt.models.checkpoints import run_checkpoint_dir
 from fastadapt.tasks.meta_episodes import (
     LabelledEpisodeSource,
     MixtureSource,
@@ -158,6 +159,12 @@ class BroadPlan(Settings):
         if fold == RELEASE:
             return set(self.exclude)
         return {fold, *self.same_data.get(fold, ()), *self.exclude}
+
+    def checkpoint_dir(self, fold: str, sources: Sequence[str], backbone: str) -> str | None:
+        """`<meta.checkpoint_dir>/broad_<fold>-<fingerprint>` (`models.checkpoints`): a fold resumes only its own."""
+        return run_checkpoint_dir(self.config.checkpoint_dir, f"broad_{fold}", {
+            "fold": fold, "sources": list(sources), "backbone": backbone, "config": self.config,
+            "shape": [self.n_way, self.k_shot, self.label_names], "weights": {name: self.weight(name) for name in sources}})
 
     def weight(self, source: str) -> float:
         return self.weights.get(source, self.default_weight)

@@ -14,11 +14,12 @@ every class split is one `RunSpec`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastadapt.config import Checks, ConfigError, Settings, check_keys
 from fastadapt.meta.config import ALGORITHMS, MetaConfig
+from fastadapt.models.checkpoints import run_checkpoint_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastadapt.adaptation.transfer import SourceTaggerSettings
@@ -300,6 +301,12 @@ class MetaTrainingPlan(Settings):
     @property
     def uses_pool(self) -> bool:
         return any(isinstance(self.source(name), SmlmtSpec) for name in self.source_weights)
+
+    def checkpoint_dir(self, run: RunSpec) -> str | None:
+        """`<meta.checkpoint_dir>/<run>-<fingerprint>` (`models.checkpoints`): a run resumes only its own."""
+        sources = {name: {**asdict(self.source(name)), "weight": weight} for name, weight in self.source_weights.items()}
+        return run_checkpoint_dir(run.config.checkpoint_dir, run.name, {
+            "run": run.name, "backbone": self.backbone, "config": run.config, "sources": sources})
 
     def use_threads(self) -> MetaTrainingPlan:
         """Set torch's thread count from `meta.num_threads` (CPU runs); returns the plan."""

@@ -24,7 +24,6 @@ from fastadapt.meta.evaluate import kshot_draws, sampled_test_rows
 from fastadapt.meta.plan import FROZEN_STRATEGIES, MetaTrainingPlan
 from fastadapt.meta.saved import MetaLearnedModel
 from fastadapt.models.backbones import named_backbone
-from fastadapt.models.checkpoints import run_checkpoint_dir
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +45,8 @@ def broad_meta_train_node(params: Mapping[str, Any], text_domains: list[str], fo
                                    pretrained_backbone, seed=broad.config.seed)
     train, valid, used = broad_sources(broad, fold, sources, unlabelled_pool,
                                        backbone.tokenizer.mask_token or "[MASK]")
-    identity = {"fold": fold, "sources": used, "backbone": plan.backbone, "config": broad.config,
-                "shape": [broad.n_way, broad.k_shot, broad.label_names],
-                "weights": {name: broad.weight(name) for name in used}}
     config = replace(broad.config, device=plan.meta_config.device, num_threads=plan.meta_config.num_threads,
-                     checkpoint_dir=run_checkpoint_dir(broad.config.checkpoint_dir, f"broad_{fold}", identity))
+                     checkpoint_dir=broad.checkpoint_dir(fold, used, plan.backbone))
     learner = build_learner(backbone, config)
     algorithm = build_algorithm(learner, config)
     result = meta_train(learner, algorithm, train, valid, config, description=f"broad meta-training ({fold})")

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -46,7 +46,6 @@ from fastadapt.meta.evaluate import select_episodes
 from fastadapt.meta.plan import MetaTrainingPlan
 from fastadapt.meta.saved import MetaLearnedModel
 from fastadapt.models.backbones import named_backbone
-from fastadapt.models.checkpoints import run_checkpoint_dir
 from fastadapt.models.encoder import resolve_device
 from fastadapt.tasks.meta_episodes import banking77_class_split
 
@@ -80,10 +79,7 @@ def meta_train_node(customer_intent_splits: pd.DataFrame, class_split_files: Map
     train_source, valid_source = class_split_sources(plan, spec, class_lists, customer_intent_splits,
                                                      unlabelled_pool, domains,
                                                      backbone.tokenizer.mask_token or "[MASK]")
-    sources = {name: {**asdict(plan.source(name)), "weight": weight} for name, weight in plan.source_weights.items()}
-    config = replace(spec.config, checkpoint_dir=run_checkpoint_dir(
-        spec.config.checkpoint_dir, run, {"run": run, "backbone": plan.backbone, "config": spec.config,
-                                          "sources": sources}))
+    config = replace(spec.config, checkpoint_dir=plan.checkpoint_dir(spec))
     learner = build_learner(backbone, config)
     algorithm = build_algorithm(learner, config)
     result = meta_train(learner, algorithm, train_source, valid_source, config, description=f"meta-training {run}")
