@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fastadapt.adapt import adapt
 from fastadapt.config import ConfigError
 from fastadapt.evaluation.metrics import mean_confidence_interval
 from fastadapt.evaluation.paired import pooled_mean
@@ -77,6 +78,13 @@ def sampled_test_rows(splits: pd.DataFrame, max_rows: int | None, seed: int) -> 
         keep = np.random.default_rng(seed).choice(len(test), max_rows, replace=False)
         test = test.iloc[np.sort(keep)]
     return test
+
+
+def strategy_adapter(learner: Any, strategy: str, **options: Any) -> AdaptFn:
+    """An `AdaptFn` that adapts `learner` with a `fastadapt.adapt` strategy (options passed on)."""
+    def adapt_fn(texts: Sequence[str], labels: Sequence[Any]) -> TextClassifier:
+        return adapt(learner, pd.DataFrame({"text": list(texts), "label": list(labels)}), strategy, **options)
+    return adapt_fn
 
 
 def evaluate_episodes(

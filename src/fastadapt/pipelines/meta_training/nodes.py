@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
@@ -21,7 +21,6 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from fastadapt.adapt import adapt
 from fastadapt.config import ConfigError
 from fastadapt.evaluation.meta_report import (
     FROZEN,
@@ -33,16 +32,9 @@ from fastadapt.evaluation.meta_report import (
     summary_metrics,
 )
 from fastadapt.evaluation.plots import validation_curve_figure
-from fastadapt.meta import (
-    ProtoNet,
-    build_algorithm,
-    build_learner,
-    episode_summary,
-    evaluate_episodes,
-    meta_train,
-)
+from fastadapt.meta import ProtoNet, build_algorithm, build_learner, episode_summary, evaluate_episodes, meta_train
 from fastadapt.meta.class_split import class_split_sources
-from fastadapt.meta.evaluate import select_episodes
+from fastadapt.meta.evaluate import select_episodes, strategy_adapter
 from fastadapt.meta.plan import MetaTrainingPlan
 from fastadapt.meta.saved import MetaLearnedModel
 from fastadapt.models.backbones import named_backbone
@@ -128,12 +120,6 @@ def select_meta_learner(**inputs: Any) -> tuple[MetaLearnedModel, pd.DataFrame, 
     return learners[best], pd.concat(histories, ignore_index=True), runs
 
 
-def _adapt_fn(learner: Any, strategy: str, **options: Any):
-    def adapt_fn(texts: Sequence[str], labels: Sequence[str]):
-        return adapt(learner, pd.DataFrame({"text": list(texts), "label": list(labels)}), strategy, **options)
-    return adapt_fn
-
-
 def _results(frame: pd.DataFrame, run: str, method: str, seconds: float) -> pd.DataFrame:
     return frame.assign(run=run, method=method)[RESULT_COLUMNS].assign(eval_seconds=round(seconds, 2))
 
@@ -153,7 +139,7 @@ def meta_test_node(meta_model: MetaLearnedModel, class_split_episodes: pd.DataFr
     frozen = strategy in ("prototype", "meta") and (spec.algorithm == "protonet" or
                                                      getattr(meta_model.algorithm, "head_only", False))
     with learner.cached_features(rows["text"].tolist(), plan.evaluation.batch_size) if frozen else nullcontext():
-        results = evaluate_episodes(_adapt_fn(meta_model, strategy), table, rows, progress=False)
+        results = evaluate_episodes(strategy_adapter(meta_model, strategy), table, rows, progress=False)
     seconds = time.perf_counter() - started
     log.info("%s: meta-test on %d episodes in %.0f s, mean accuracy %.3f", run, len(results), seconds,
              results["accuracy"].mean())
@@ -176,10 +162,10 @@ def baselines_node(class_split_episodes: pd.DataFrame, customer_intent_splits: p
     config = replace(plan.meta_config, algorithm="protonet")
     learner = build_learner(backbone, config).to(resolve_device(plan.meta_config.device))
     with learner.cached_features(rows["text"].tolist(), plan.evaluation.batch_size):
-        results = evaluate_episodes(_adapt_fn(ProtoNet(learner), "meta"), table, rows, progress=False)
+        results = evaluate_episodes(strategy_adapter(ProtoNet(learner), "meta"), table, rows, progress=False)
     frames.append(_results(results, f"baselines_s{split}", FROZEN, time.perf_counter() - started))
     started = time.perf_counter()
-    results = evaluate_episodes(_adapt_fn(None, "tfidf", **dict(tfidf_options or {})), table, rows, progress=False)
+    results = evaluate_episodes(strategy_adapter(None, "tfidf", **dict(tfidf_options or {})), table, rows, progress=False)
     frames.append(_results(results, f"baselines_s{split}", TFIDF, time.perf_counter() - started))
     for frame in frames:
         log.info("split %s: %s mean accuracy %.3f over %d episodes (%.0f s)", split, frame["method"].iloc[0],
