@@ -6,17 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastadapt.evaluation.meta_report import (
-    FROZEN,
-    TFIDF,
-    episode_differences,
-    episode_figure,
-    history_metrics,
-    meta_learning_report,
-    summary_metrics,
-)
+from fastadapt.evaluation import meta_report
 from fastadapt.meta.evaluate import episode_summary
 from fastadapt.meta.plan import MetaTrainingPlan
+
+FROZEN, TFIDF = meta_report.FROZEN, meta_report.TFIDF
 
 SHIFT = {"protonet": 0.10, FROZEN: 0.0, TFIDF: -0.30}
 
@@ -38,7 +32,7 @@ def results(splits=(1, 2), episodes: int = 20) -> pd.DataFrame:
 
 def test_episode_differences_pair_the_episodes_and_pool_the_split_means():
     table = results()
-    diffs = episode_differences(table, ["protonet"], [FROZEN, TFIDF])
+    diffs = meta_report.episode_differences(table, ["protonet"], [FROZEN, TFIDF])
     assert list(diffs.columns) == ["method", "baseline", "setting", "split", "episodes", "difference", "ci95", "low",
                                    "high"]
     assert sorted(set(diffs["split"])) == ["01", "02", "mean"]
@@ -58,14 +52,14 @@ def test_the_report_gives_the_verdict_the_tables_and_the_limits():
     plan = MetaTrainingPlan.from_params({"class_splits": ["01", "02"], "curves": {"ks": [1, 5]}})
     table = results()
     summary = episode_summary(table)
-    diffs = episode_differences(table, ["protonet"], [FROZEN, TFIDF])
+    diffs = meta_report.episode_differences(table, ["protonet"], [FROZEN, TFIDF])
     runs = pd.DataFrame([{"run": "protonet_s01", "initial_val_accuracy": 0.5, "best_val_accuracy": 0.6, "best_step": 10,
                           "steps": 30, "stop_reason": "max_steps", "seconds": 12.0, "selected": True}])
     curves = pd.DataFrame([{"domain": "acid", "model": model, "k": k, "seed": seed, "accuracy": acc + 0.01 * seed,
                             "macro_f1": acc, "n_test": 50, "adaptation_seconds": 0.1}
                            for model, acc in (("meta_trained", 0.8), ("pretrained", 0.6)) for k in (1, 5)
                            for seed in range(3)])
-    report = meta_learning_report(plan, runs, table, summary, diffs, curves, 100, "base")
+    report = meta_report.meta_learning_report(plan, runs, table, summary, diffs, curves, 100, "base")
     assert report.startswith("# Meta-learning: does learning to learn help?")
     assert "**Quick configuration.**" in report and "20 test episodes per setting and split" in report
     assert "(features pipeline `episodes.n_episodes: 100`)" in report
@@ -80,16 +74,16 @@ def test_the_report_gives_the_verdict_the_tables_and_the_limits():
                     "## Wall time", "- meta-test `protonet` (protonet_s02): 3 s for 40 episodes"):
         assert section in report
     assert "## Leave one domain out" not in report
-    metrics = summary_metrics(summary)
+    metrics = meta_report.summary_metrics(summary)
     assert metrics["protonet.5way_1shot.split_mean.accuracy"]["value"] == pytest.approx(
         summary.set_index(["method", "setting", "split"]).loc[("protonet", "5way_1shot", "mean"), "accuracy"])
-    assert len(episode_figure(summary).axes) == 2
+    assert len(meta_report.episode_figure(summary).axes) == 2
 
 
 def test_history_metrics_leave_out_the_missing_values():
     history = pd.DataFrame({"step": [0, 1, 2], "loss": [np.nan, 1.0, 0.5], "accuracy": [np.nan, 0.5, 0.6],
                             "val_loss": [1.2, np.nan, 0.9], "val_accuracy": [0.4, np.nan, 0.7]})
-    metrics = history_metrics(history)
+    metrics = meta_report.history_metrics(history)
     assert metrics["val_accuracy"] == [{"value": 0.4, "step": 0}, {"value": 0.7, "step": 2}]
     assert [p["step"] for p in metrics["loss"]] == [1, 2]
 
