@@ -48,6 +48,7 @@ def test_defaults_live_on_the_fields():
     ({"algorithms": ["protonet", "matching_networks"]},
      r"meta_training\.algorithms names 'matching_networks'; allowed: \['protonet', 'maml'"),
     ({"class_splits": ["one"]}, r"meta_training\.class_splits names split 'one'"),
+    ({"algorithms": "protonet"}, r"meta_training\.algorithms is 'protonet'; allowed: a list of algorithms"),
     ({"meta": {"k_shots": 5}}, r"meta_training\.meta: unknown setting\(s\) \['k_shots'\]"),
     ({"algorithm_settings": {"maml": {"inner_lr": 0}}, "algorithms": ["maml"]},
      r"meta_training\.meta\.inner_lr is 0; allowed: a number > 0"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pandas as pd
@@ -133,8 +133,8 @@ class BroadPlan(Settings):
         check.boolean("release")
         _range(check, "n_way", 2)
         _range(check, "k_shot", 1)
-        meta = {"n_way": self.n_way[1], "k_shot": self.k_shot[1], **check_keys(self.meta, list(
-            MetaConfig.__dataclass_fields__), f"{where}.meta"), "algorithm": self.algorithm}
+        own = check_keys(self.meta, [f.name for f in fields(MetaConfig)], f"{where}.meta")
+        meta = {"n_way": self.n_way[1], "k_shot": self.k_shot[1], **own, "algorithm": self.algorithm}
         self._config = MetaConfig.from_params(meta, f"{where}.meta")
         if self._config.algorithm != "protonet" and self.n_way[0] != self.n_way[1]:
             raise ConfigError(f"{where}.n_way: varied N-way episodes need a head that takes any number of classes "

@@ -14,7 +14,7 @@ every class split is one `RunSpec`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from fastadapt.config import Checks, ConfigError, Settings, check_keys
@@ -103,8 +103,8 @@ SourceSpec = ClassSplitSpec | DomainSpec | SmlmtSpec
 
 def source_settings(params: Any, where: str) -> SourceSpec:
     """The settings object of one `sources.<name>` entry, by its `kind`."""
-    kind = check_keys(params, list({key for kind in SOURCES.values() for key in kind.__dataclass_fields__}),
-                      where).get("kind")
+    keys = sorted({f.name for spec in SOURCES.values() for f in fields(spec)})
+    kind = check_keys(params, keys, where).get("kind")
     if kind not in SOURCES:
         raise ConfigError(f"{where}.kind is {kind!r}; allowed: {list(SOURCE_KINDS)}")
     return SOURCES[kind].from_params(params, where)
@@ -237,11 +237,13 @@ class MetaTrainingPlan(Settings):
         if not isinstance(splits, (list, tuple)):
             check.fail("class_splits", "allowed: a list of split numbers, e.g. [\"01\"]")
         self.class_splits = [split_name(s, f"{where}.class_splits") for s in splits]
+        if not isinstance(self.algorithms or [], (list, tuple)):
+            check.fail("algorithms", f"allowed: a list of algorithms among {list(ALGORITHMS)}")
         self.algorithms = list(self.algorithms or ["protonet"])
         for name in self.algorithms:
             if name not in ALGORITHMS:
                 raise ConfigError(f"{where}.algorithms names {name!r}; allowed: {list(ALGORITHMS)}")
-        self.meta = check_keys(self.meta, [f for f in MetaConfig.__dataclass_fields__], f"{where}.meta")
+        self.meta = check_keys(self.meta, [f.name for f in fields(MetaConfig)], f"{where}.meta")
         self.algorithm_settings = check_keys(self.algorithm_settings, ALGORITHMS, f"{where}.algorithm_settings")
         self._configs = {name: MetaConfig.from_params(self._merged(name, where), where=f"{where}.meta")
                          for name in self.algorithms}
@@ -262,7 +264,7 @@ class MetaTrainingPlan(Settings):
                 check.fail(key, "allowed: a mapping of settings or null")
 
     def _merged(self, algorithm: str, where: str) -> dict[str, Any]:
-        own = check_keys(self.algorithm_settings.get(algorithm), list(MetaConfig.__dataclass_fields__),
+        own = check_keys(self.algorithm_settings.get(algorithm), [f.name for f in fields(MetaConfig)],
                          f"{where}.algorithm_settings.{algorithm}")
         return {**self.meta, **own, "algorithm": algorithm}
 
