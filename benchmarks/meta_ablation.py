@@ -6,7 +6,7 @@ meta-learner that never saw the fold is trained (`broad_meta_train_node`) and ad
 fold's k-shot draws with every strategy (`lodo_evaluate_node`, the pipeline's own nodes). The
 pretrained encoder and TF-IDF + LR are scored once per fold on the same draws; every variant is
 compared with the pretrained encoder under the same strategy, paired over the draws, with 95 %
-t-intervals (`fastadapt.evaluation.lodo.paired_differences`). Needs `kedro run` (ingestion and
+t-intervals (`fastadapt.evaluation.lodo.lodo_differences`). Needs `kedro run` (ingestion and
 features) first. Writes data/08_reporting/meta_ablation.md and meta_ablation.csv.
 
     python benchmarks/meta_ablation.py                                    # conf/base budgets, 2 folds
@@ -46,11 +46,11 @@ def variants(broad: Mapping[str, Any], meta_sources: Sequence[str]) -> dict[str,
 
 def ablation_table(results: pd.DataFrame, pretrained: pd.DataFrame) -> pd.DataFrame:
     """Per variant, fold, strategy, k: mean accuracy, the pretrained encoder's, and the paired difference."""
-    from fastadapt.evaluation.lodo import paired_differences
+    from fastadapt.evaluation.lodo import lodo_differences
 
     rows = []
     for variant, part in results.groupby("variant", sort=False):
-        diff = paired_differences(pd.concat([part.drop(columns="variant"), pretrained], ignore_index=True))
+        diff = lodo_differences(pd.concat([part.drop(columns="variant"), pretrained], ignore_index=True))
         diff = diff[diff["against"] == "pretrained"]
         means = part.groupby(["fold", "strategy", "k"])["accuracy"].mean()
         base = pretrained[pretrained["model"] == "pretrained"].groupby(["fold", "strategy", "k"])["accuracy"].mean()
@@ -144,8 +144,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             broad = deep_merge(base["broad"], {**chosen[name], "folds": [fold], "evaluation": evaluation})
             variant_params = {**base, "broad": broad}
             model, _history = broad_meta_train_node(variant_params, domains, fold, unlabelled_pool=pool, **tables)
-            scored = lodo_evaluate_node(model, splits, kshot_sets, variant_params, params["new_task"],
-                                        params["baselines"], domains, fold, peers=index == 0)
+            scored = lodo_evaluate_node(model, splits, kshot_sets, variant_params, params["new_task"]["strategies"],
+                                        params["baselines"]["tfidf"], domains, fold, peers=index == 0)
             peers.append(scored[scored["model"] != "meta_trained"])
             results.append(scored[scored["model"] == "meta_trained"].assign(variant=name))
             runs.append({"variant": name, "fold": fold, **{k: model.info[k] for k in

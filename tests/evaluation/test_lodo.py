@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from fastadapt.evaluation.lodo import lodo_section, paired_differences
+from fastadapt.evaluation.lodo import lodo_differences, lodo_section
 from fastadapt.evaluation.metrics import mean_confidence_interval
 
 
@@ -33,22 +33,22 @@ def test_t_interval_matches_scipy():
     assert math.isnan(mean_confidence_interval([0.1], "t")[1])
 
 
-def test_paired_differences_report_the_t_interval_of_the_seed_differences():
+def test_lodo_differences_report_the_t_interval_of_the_seed_differences():
     meta, pretrained = [0.80, 0.84, 0.81, 0.86], [0.70, 0.71, 0.72, 0.70]
-    row = paired_differences(results(meta, pretrained)).set_index("against").loc["pretrained"]
+    row = lodo_differences(results(meta, pretrained)).set_index("against").loc["pretrained"]
     diffs = [m - p for m, p in zip(meta, pretrained)]
     low, high = stats.t.interval(0.95, 3, loc=sum(diffs) / 4, scale=stats.sem(diffs))
     assert row["n_seeds"] == 4
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high))
 
 
-def test_paired_differences_say_helped_hurt_or_unclear():
-    helped = paired_differences(results([0.80, 0.82, 0.81], [0.70, 0.71, 0.72]))
+def test_lodo_differences_say_helped_hurt_or_unclear():
+    helped = lodo_differences(results([0.80, 0.82, 0.81], [0.70, 0.71, 0.72]))
     row = helped[helped["against"] == "pretrained"].iloc[0]
     assert row["verdict"] == "helped" and row["mean_difference"] == pytest.approx(0.1)
-    hurt = paired_differences(results([0.60, 0.61, 0.62], [0.70, 0.71, 0.72]))
+    hurt = lodo_differences(results([0.60, 0.61, 0.62], [0.70, 0.71, 0.72]))
     assert hurt[hurt["against"] == "pretrained"]["verdict"].item() == "hurt"
-    unclear = paired_differences(results([0.70, 0.75, 0.66], [0.71, 0.70, 0.72]))
+    unclear = lodo_differences(results([0.70, 0.75, 0.66], [0.71, 0.70, 0.72]))
     assert unclear[unclear["against"] == "pretrained"]["verdict"].item() == "no clear difference"
     lines = "\n".join(lodo_section(results([0.80, 0.82, 0.81], [0.70, 0.71, 0.72]), helped))
     assert "+10.0" in lines and "helped" in lines

@@ -81,3 +81,29 @@ def test_the_plan_names_bad_settings():
     with pytest.raises(ConfigError, match="varied N-way"):
         plan(algorithm="maml")
     assert BroadPlan.from_params(None, DOMAINS) is None
+
+
+def test_a_fold_resumes_its_checkpoints_whatever_its_budget_and_only_its_own():
+    base = plan(meta={"n_query": 2, "checkpoint_dir": "ckpt"}).checkpoint_dir("acid", ["smlmt"], "minilm-l6")
+    assert base.startswith("ckpt/broad_acid-")
+    assert plan(meta={"n_query": 2, "checkpoint_dir": "ckpt", "max_seconds": 9, "device": "cpu"}).checkpoint_dir(
+        "acid", ["smlmt"], "minilm-l6") == base
+    assert plan(meta={"n_query": 2, "checkpoint_dir": "ckpt", "outer_lr": 1e-3}).checkpoint_dir(
+        "acid", ["smlmt"], "minilm-l6") != base
+    assert plan(meta={"n_query": 2, "checkpoint_dir": "ckpt"}).checkpoint_dir("acid", ["smlmt", "x"], "minilm-l6") != base
+    assert plan().checkpoint_dir("acid", ["smlmt"], "minilm-l6") is None
+
+
+def test_the_nested_blocks_are_settings_with_their_defaults_and_errors():
+    broad = plan()
+    assert broad.evaluation.strategies == ["prototype", "finetune_all"] and broad.evaluation.pretrained == "minilm-l6"
+    assert broad.smlmt.min_word_count == 30 and broad.smlmt.max_texts is None
+    assert plan(evaluation={"ks": [5, 10], "seeds": [0]}).evaluation.ks == [5, 10]
+    with pytest.raises(ConfigError, match=r"meta_training\.broad\.evaluation\.strategies is 'oracle'; allowed"):
+        plan(evaluation={"strategies": ["oracle"]})
+    with pytest.raises(ConfigError, match=r"meta_training\.broad\.smlmt: unknown setting\(s\) \['exclude_sources'\]"):
+        plan(smlmt={"exclude_sources": ["x"]})
+    with pytest.raises(ConfigError, match=r"meta_training\.broad\.weights\.smlmt is -1; allowed: a number >= 0"):
+        plan(weights={"smlmt": -1})
+    with pytest.raises(ConfigError, match=r"meta_training\.broad: unknown setting\(s\) \['fold'\]"):
+        plan(fold=["customer_intent"])

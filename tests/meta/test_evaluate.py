@@ -91,3 +91,44 @@ def test_episode_summary_uses_1_96_sd_over_sqrt_n_and_pools_the_splits():
     assert pooled["episodes"] == 6 and pooled["accuracy"] == pytest.approx((0.7 + 0.5) / 2)
     assert pooled["ci95"] == pytest.approx(np.sqrt(ci_first ** 2 + ci_second ** 2) / 2)
     assert summary.loc[("n", "01"), "ci95"] == 0.0 and summary.loc[("n", "mean"), "accuracy"] == pytest.approx(0.3)
+
+def kshot_table(pairs) -> pd.DataFrame:
+    return pd.DataFrame([{"k": k, "seed": s, "row_id": 10 * k + s + i} for k, s in pairs for i in range(k)])
+
+
+def test_kshot_draws_choose_sorted_sets_and_name_what_is_missing():
+    from fastadapt.config import ConfigError
+    from fastadapt.meta.evaluate import kshot_draws
+
+    table = kshot_table([(5, 1), (1, 0), (5, 0), (1, 1)])
+    assert [(k, s) for k, s, _ in kshot_draws(table, None, None, "x")] == [(1, 0), (1, 1), (5, 0), (5, 1)]
+    assert kshot_draws(table, [5], [1], "x") == [(5, 1, [51, 52, 53, 54, 55])]
+    with pytest.raises(ConfigError, match=r"meta_training\.curves asks for \(k, seed\) \[\(10, 0\)\]"):
+        kshot_draws(table, [5, 10], [0], "meta_training.curves")
+    with pytest.raises(ConfigError, match=r"broad\.evaluation asks for \(k, seed\) with k in None and seed in \[7\]"):
+        kshot_draws(table, None, [7], "broad.evaluation")
+
+
+def test_sampled_test_rows_are_a_fixed_sample_in_row_order():
+    from fastadapt.meta.evaluate import sampled_test_rows
+
+    splits = pd.DataFrame({"row_id": range(30, 0, -1), "split": ["test", "train"] * 15})
+    assert sampled_test_rows(splits, None, 0)["row_id"].tolist() == list(range(2, 31, 2))
+    sample = sampled_test_rows(splits, 4, 0)
+    assert len(sample) == 4 and sample["row_id"].is_monotonic_increasing
+    assert sample.equals(sampled_test_rows(splits, 4, 0)) and not sample.equals(sampled_test_rows(splits, 4, 1))
+
+
+def test_select_episodes_keeps_the_settings_and_first_episodes_asked_for():
+    from fastadapt.config import ConfigError
+    from fastadapt.meta.evaluate import select_episodes
+    from fastadapt.meta.plan import EvaluationSettings
+
+    episodes = table()
+    chosen = select_episodes(episodes, "01", EvaluationSettings(settings=["2way_2shot"], max_episodes=2))
+    assert set(chosen["setting"]) == {"2way_2shot"} and sorted(chosen["episode"].unique()) == [0, 1]
+    assert select_episodes(episodes, "1", EvaluationSettings()).equals(episodes[episodes["split"] == 1])
+    with pytest.raises(ConfigError, match=r"meta_training\.class_splits has split 05"):
+        select_episodes(episodes, "05", EvaluationSettings())
+    with pytest.raises(ConfigError, match=r"meta_training\.evaluation\.settings names \['9way_9shot'\]"):
+        select_episodes(episodes, "01", EvaluationSettings(settings=["9way_9shot"]))

@@ -129,3 +129,15 @@ def test_minilm_continued_pretraining_starts_from_its_weights_with_a_fresh_head(
     drift = max(float((trained[k] - original[k]).abs().max()) for k in original if trained[k].is_floating_point())
     assert 0 < drift < 1e-3
     assert output.backbone.name == "minilm-l6" and len(output.result.history) == 1
+
+
+@pytest.mark.parametrize("change", [{"device": "auto"}, {"max_seconds": 5.0}, {"num_threads": 2}, {"log_every": 3},
+                                    {"checkpoint_every": 2}, {"checkpoint_dir": "elsewhere"}])
+def test_the_checkpoint_fingerprint_leaves_out_what_does_not_shape_the_weights(texts, change):
+    config = PretrainingConfig.from_params(tiny_params())
+    changed = dataclasses.replace(config, training=dataclasses.replace(config.training, **change))
+    assert checkpoint_fingerprint(texts, changed) == checkpoint_fingerprint(texts, config)
+    faster = dataclasses.replace(config, training=dataclasses.replace(config.training, lr=2e-3))
+    assert checkpoint_fingerprint(texts, faster) != checkpoint_fingerprint(texts, config)
+    two = dataclasses.replace(config, distributed=dataclasses.replace(config.distributed, nproc_per_node=2))
+    assert checkpoint_fingerprint(texts, two) != checkpoint_fingerprint(texts, config)

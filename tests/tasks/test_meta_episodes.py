@@ -14,8 +14,10 @@ from fastadapt.tasks.meta_episodes import (
     NerEpisodeSource,
     SmlmtSource,
     banking77_class_split,
+    classes_with_enough_rows,
     keep_types,
     mask_word,
+    pool_texts,
 )
 
 
@@ -170,6 +172,23 @@ def test_ner_episodes_with_n_way_keep_only_their_types():
     assert keep_types(["B-PER", "I-PER", "O", "B-LOC"], ["LOC"]) == ["O", "O", "O", "B-LOC"]
     with pytest.raises(ValueError, match="both episode types and held out"):
         NerEpisodeSource(ner_sentences(), entity_types=["PER", "LOC"], held_out_types=["PER"])
+
+
+def test_only_classes_with_enough_rows_are_kept_with_their_labels_as_text():
+    rows = pd.DataFrame({"text": [f"t{i}" for i in range(9)], "label": [1, 1, 1, 2, 2, 3, 3, 3, 3]})
+    kept, classes = classes_with_enough_rows(rows, 3)
+    assert classes == ["1", "3"]
+    assert kept["label"].tolist() == ["1", "1", "1", "3", "3", "3", "3"]
+    assert classes_with_enough_rows(rows, 5)[1] == []
+
+
+def test_pool_texts_leave_out_sources_and_sample_in_pool_order():
+    pool = pd.DataFrame({"text": [f"text {i}" for i in range(20)], "source": ["bank", "news"] * 10})
+    assert pool_texts(pool, ["bank"], None, 0) == [f"text {i}" for i in range(1, 20, 2)]
+    sample = pool_texts(pool, [], 5, seed=3)
+    assert len(sample) == 5 and sample == sorted(sample, key=lambda t: int(t.split()[1]))
+    assert sample == pool_texts(pool, [], 5, seed=3) and sample != pool_texts(pool, [], 5, seed=4)
+    assert pool_texts(pool, [], 50, 0) == pool["text"].tolist()
 
 
 def test_banking77_class_split_reads_one_split_and_checks_disjointness():

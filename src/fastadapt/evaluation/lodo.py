@@ -3,8 +3,8 @@
 Input: one row per (fold, model, strategy, k, seed) with the accuracy on the fold domain's test
 split. The claim "meta-learning helped" is a paired difference over the same k-shot draws:
 meta-trained minus pretrained-only under the same strategy, with a 95 % t-interval over seeds
-(`mean_confidence_interval(..., "t")`, scipy's Student t quantile), and "helped" only where the
-whole interval is above zero.
+(`evaluation.paired.paired_differences(..., "t")`, scipy's Student t quantile), and "helped" only
+where the whole interval is above zero.
 """
 
 from __future__ import annotations
@@ -15,38 +15,25 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from fastadapt.evaluation.metrics import mean_confidence_interval
+from fastadapt.evaluation.paired import paired_differences, verdict
 from fastadapt.evaluation.report import markdown_table
 
 DIFFERENCE_COLUMNS = ["fold", "strategy", "k", "against", "n_seeds", "mean_difference", "ci_low", "ci_high",
                       "verdict"]
 
 
-def _verdict(low: float, high: float) -> str:
-    if math.isnan(low):
-        return "one seed: no interval"
-    return "helped" if low > 0 else "hurt" if high < 0 else "no clear difference"
-
-
-def paired_differences(results: pd.DataFrame) -> pd.DataFrame:
+def lodo_differences(results: pd.DataFrame) -> pd.DataFrame:
     """Meta-trained minus pretrained (same strategy) and minus TF-IDF, paired over seeds."""
-    rows = []
     wide = results.pivot_table(index=["fold", "k", "seed"], columns=["model", "strategy"], values="accuracy")
-    for (model, strategy) in wide.columns:
-        if model != "meta_trained":
-            continue
-        against = {"pretrained": wide.get(("pretrained", strategy)), "tfidf": wide.get(("tfidf", "tfidf"))}
-        for name, other in against.items():
-            if other is None:
-                continue
-            diff = (wide[(model, strategy)] - other).dropna()
-            for (fold, k), group in diff.groupby(level=["fold", "k"]):
-                mean, half = mean_confidence_interval(group.to_numpy(), "t")
-                low, high = mean - half, mean + half
-                rows.append({"fold": fold, "strategy": strategy, "k": int(k), "against": name,
-                             "n_seeds": len(group), "mean_difference": mean, "ci_low": low, "ci_high": high,
-                             "verdict": _verdict(low, high)})
-    return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)
+    pairs = [((model, strategy), other) for model, strategy in wide.columns if model == "meta_trained"
+             for other in (("pretrained", strategy), ("tfidf", "tfidf"))]
+    table = paired_differences(wide, pairs, ["fold", "k"], "t")
+    return pd.DataFrame({
+        "fold": table["fold"], "strategy": [arm[1] for arm in table["arm"]], "k": table["k"].astype(int),
+        "against": [baseline[0] for baseline in table["baseline"]], "n_seeds": table["n"],
+        "mean_difference": table["difference"], "ci_low": table["low"], "ci_high": table["high"],
+        "verdict": ["one seed: no interval" if math.isnan(low) else verdict(low, high)
+                    for low, high in zip(table["low"], table["high"])]}, columns=DIFFERENCE_COLUMNS)
 
 
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -105,4 +92,4 @@ def lodo_section(results: pd.DataFrame, differences: pd.DataFrame) -> list[str]:
     return lines
 
 
-__all__ = ["lodo_figure", "lodo_section", "paired_differences", "summary_table"]
+__all__ = ["lodo_differences", "lodo_figure", "lodo_section", "summary_table"]

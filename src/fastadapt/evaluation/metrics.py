@@ -67,6 +67,14 @@ def classification_metrics(
     }
 
 
+def label_metrics(gold: Sequence[object], predicted: Sequence[object], labels: Sequence[str]) -> dict[str, float]:
+    """Accuracy and macro-F1 of predicted against gold labels (compared as text) over `labels`."""
+    frame = pd.DataFrame({"label": np.asarray(gold, dtype=object).astype(str),
+                          "predicted": np.asarray(predicted, dtype=object).astype(str)})
+    metrics = classification_metrics(frame, labels)
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+
+
 def _roc_auc_ovr(predictions: pd.DataFrame) -> float | None:
     """Macro one-vs-rest AUC over the ``proba__`` columns, None where it is not defined.
 

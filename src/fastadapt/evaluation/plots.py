@@ -103,3 +103,24 @@ def learning_curve_figure(
     ax.set_title(title)
     return figure
 
+
+def validation_curve_figure(history: pd.DataFrame, title: str) -> Figure:
+    """Meta-validation accuracy (held-out classes) and training episode accuracy against the step."""
+    figure = Figure(figsize=(6.5, 4.0), layout="constrained")
+    ax = figure.add_subplot()
+    trained = history.dropna(subset=["accuracy"])
+    if len(trained):
+        ax.plot(trained["step"], trained["accuracy"], color="tab:blue", alpha=0.6,
+                label="meta-training episodes (query accuracy)")
+    validated = history.dropna(subset=["val_accuracy"])
+    if len(validated):
+        ax.plot(validated["step"], validated["val_accuracy"], "o-", color="tab:orange",
+                label="meta-validation (held-out classes)")
+        best = validated.loc[validated["val_accuracy"].idxmax()]
+        ax.axvline(best["step"], color="tab:orange", linestyle=":", label=f"best: step {int(best['step'])}")
+    ax.set_xlabel("outer step")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return figure

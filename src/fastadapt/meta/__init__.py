@@ -6,7 +6,8 @@ interface (`meta_train_step`, `adapt`, `evaluate`):
 
 - `ProtoNet` (Snell et al. 2017), `MAML` / `FOMAML` with optional Meta-SGD (Finn et al. 2017;
   Li et al. 2017), `Reptile` (Nichol et al. 2018), `ANIL` (Raghu et al. 2020);
-- `MetaConfig` holds the settings, `build_learner` / `build_algorithm` make the objects,
+- `MetaConfig` holds the settings, `MetaTrainingPlan` (`meta.plan`) the whole `meta_training:`
+  block, `build_learner` / `build_algorithm` make the objects,
   `meta_train` runs the loop (meta-validation, early stopping, checkpoints and resume),
   `evaluate_episodes` / `episode_summary` run the PROTOCOL.md meta-test.
 """

@@ -23,116 +23,148 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from fastadapt.config import ConfigError
+from fastadapt.config import Checks, ConfigError, Settings, check_keys, is_number
 from fastadapt.meta.config import MetaConfig
-from fastadapt.tasks.meta_episodes import LabelledEpisodeSource, MixtureSource, SmlmtSource
+from fastadapt.meta.plan import SmlmtSettings, integer_list
+from fastadapt.models.checkpoints import run_checkpoint_dir
+from fastadapt.tasks.meta_episodes import (
+    LabelledEpisodeSource,
+    MixtureSource,
+    SmlmtSource,
+    classes_with_enough_rows,
+    pool_texts,
+)
 
 log = logging.getLogger(__name__)
 
 RELEASE = "all"  # the fold name of the released meta-learner: every source
 SMLMT = "smlmt"
-_KEYS = {"release", "folds", "algorithm", "meta", "n_way", "k_shot", "label_names", "default_weight", "weights",
-         "exclude", "same_data", "smlmt", "evaluation"}
 
 
-def _range(value: Any, where: str) -> tuple[int, int]:
+def _range(check: Checks, key: str, low: int) -> None:
+    """`<key>` as (low, high) from an integer or [low, high] with `low` <= low <= high."""
+    value = getattr(check.settings, key)
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value, value]
     if not (isinstance(value, (list, tuple)) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value) and 2 <= value[0] <= value[1]):
-        raise ConfigError(f"{where} must be an integer or [low, high] with 2 <= low <= high; got {value!r}")
-    return int(value[0]), int(value[1])
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value) and low <= value[0] <= value[1]):
+        check.fail(key, f"allowed: an integer or [low, high] with {low} <= low <= high")
+    setattr(check.settings, key, (int(value[0]), int(value[1])))
 
 
-@dataclass(frozen=True)
-class BroadPlan:
+@dataclass
+class LodoEvaluation(Settings):
+    """How each fold's meta-learner is scored on its left-out domain (PROTOCOL.md section 8)."""
+
+    strategies: list[str] = field(default_factory=lambda: ["prototype", "finetune_all"])  # new_task.strategies options
+    ks: list[int] | None = None  # null: every k of the domain's k-shot sets
+    seeds: list[int] | None = None  # null: every seed
+    max_test_rows: int | None = None  # a fixed random sample of the test split (null: all of it)
+    pretrained: str = "minilm-l6"  # the pretrained-only arm's backbone
+
+    def validate(self, where: str) -> None:
+        from fastadapt.adapt import check_strategy
+
+        check = Checks(self, where)
+        for strategy in self.strategies:
+            check_strategy(strategy, f"{where}.strategies")
+        integer_list(check, "ks", 1)
+        integer_list(check, "seeds", 0)
+        check.integer("max_test_rows", 1, optional=True)
+        check.text("pretrained")
+
+
+@dataclass
+class BroadPlan(Settings):
     """The validated `meta_training.broad:` block (see the module docstring)."""
 
-    release: bool
-    folds: tuple[str, ...]
-    config: MetaConfig
-    n_way: tuple[int, int]
-    k_shot: tuple[int, int]
-    label_names: bool
-    default_weight: float
-    weights: dict[str, float]
-    exclude: tuple[str, ...]
-    same_data: dict[str, tuple[str, ...]]
-    smlmt: dict[str, Any]
-    evaluation: dict[str, Any] = field(default_factory=dict)
+    release: bool = True  # train the released meta_learner on every source
+    folds: tuple[str, ...] = ()  # one meta-learner per left-out text domain
+    algorithm: str = "protonet"
+    meta: dict[str, Any] = field(default_factory=dict)  # MetaConfig settings (n_way, k_shot: the ranges' highs)
+    n_way: tuple[int, int] = (3, 10)  # N drawn per episode (capped by the source's classes)
+    k_shot: tuple[int, int] = (1, 5)  # K drawn per episode
+    label_names: bool = True  # class names as extra support texts where the labels are words
+    default_weight: float = 1.0
+    weights: dict[str, float] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()  # sources no fold reads
+    same_data: dict[str, tuple[str, ...]] = field(default_factory=dict)  # fold -> sources made from its data
+    smlmt: SmlmtSettings = field(default_factory=SmlmtSettings)
+    evaluation: LodoEvaluation = field(default_factory=LodoEvaluation)
 
     @property
     def runs(self) -> tuple[str, ...]:
         """The folds to meta-train: `all` (the release) first, then each left-out domain."""
         return ((RELEASE,) if self.release else ()) + self.folds
 
+    @property
+    def config(self) -> MetaConfig:
+        """The meta-training settings of every fold."""
+        return self._config
+
     @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None, text_domains: Sequence[str],
+    def from_params(cls, params: Mapping[str, Any] | None, text_domains: Sequence[str],  # type: ignore[override]
                     where: str = "meta_training.broad") -> BroadPlan | None:
-        """None when the block is absent or empty (only the class-split runs are trained)."""
+        """None when the block is absent or empty (only the class-split runs are trained); folds
+        that are not among `text_domains` are dropped with a warning."""
         if not params:
             return None
-        if not isinstance(params, Mapping):
-            raise ConfigError(f"{where} must be a mapping of settings; got {params!r}")
-        unknown = sorted(set(params) - _KEYS)
-        if unknown:
-            raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: {sorted(_KEYS)}")
-        folds = tuple(params.get("folds") or ())
-        if not isinstance(params.get("folds") or [], (list, tuple)):
-            raise ConfigError(f"{where}.folds must be a list of text-classification domains; got {params['folds']!r}")
-        absent = [f for f in folds if f not in text_domains]
+        plan = super().from_params(params, where)
+        absent = [f for f in plan.folds if f not in text_domains]
         if absent:  # the quick default names Banking77; a project without it still meta-trains
             log.warning("%s.folds names %s, which are not text-classification domains of this project (%s): "
                         "no leave-one-domain-out fold for them", where, absent, list(text_domains))
-            folds = tuple(f for f in folds if f in text_domains)
-        release = params.get("release", True)
-        if not isinstance(release, bool):
-            raise ConfigError(f"{where}.release must be true or false; got {release!r}")
-        if not release and not folds:
+            plan.folds = tuple(f for f in plan.folds if f in text_domains)
+        if not plan.release and not plan.folds:
             raise ConfigError(f"{where}: release is false and no fold names a domain of this project: nothing to "
                               f"train; set release: true or name folds among {list(text_domains)}")
-        meta = dict(params.get("meta") or {})
-        meta["algorithm"] = params.get("algorithm", "protonet")
-        n_way, k_shot = _range(params.get("n_way", [3, 10]), f"{where}.n_way"), None
-        k_value = params.get("k_shot", [1, 5])  # n_way and k_shot as parameters_meta_training.yml
-        if isinstance(k_value, int) and not isinstance(k_value, bool):
-            k_value = [k_value, k_value]
-        if not (isinstance(k_value, (list, tuple)) and len(k_value) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool) for v in k_value) and 1 <= k_value[0] <= k_value[1]):
-            raise ConfigError(f"{where}.k_shot must be an integer or [low, high] with 1 <= low <= high; got {k_value!r}")
-        k_shot = (int(k_value[0]), int(k_value[1]))
-        meta.setdefault("n_way", n_way[1])
-        meta.setdefault("k_shot", k_shot[1])
-        config = MetaConfig.from_params(meta, f"{where}.meta")
-        if config.algorithm != "protonet" and n_way[0] != n_way[1]:
+        return plan
+
+    def validate(self, where: str) -> None:
+        check = Checks(self, where)
+        if not isinstance(self.folds, (list, tuple)):
+            check.fail("folds", "allowed: a list of text-classification domains")
+        self.folds = tuple(self.folds)
+        check.boolean("release")
+        _range(check, "n_way", 2)
+        _range(check, "k_shot", 1)
+        own = check_keys(self.meta, [f.name for f in fields(MetaConfig)], f"{where}.meta")
+        meta = {"n_way": self.n_way[1], "k_shot": self.k_shot[1], **own, "algorithm": self.algorithm}
+        self._config = MetaConfig.from_params(meta, f"{where}.meta")
+        if self._config.algorithm != "protonet" and self.n_way[0] != self.n_way[1]:
             raise ConfigError(f"{where}.n_way: varied N-way episodes need a head that takes any number of classes "
-                              f"(algorithm protonet); {config.algorithm!r} needs one N, e.g. n_way: 5")
-        weights = dict(params.get("weights") or {})
-        for name, weight in {"default_weight": params.get("default_weight", 1.0), **weights}.items():
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-                raise ConfigError(f"{where}.{'weights.' if name != 'default_weight' else ''}{name} must be a "
-                                  f"number >= 0; got {weight!r}")
-        label_names = params.get("label_names", True)
-        if not isinstance(label_names, bool):
-            raise ConfigError(f"{where}.label_names must be true or false; got {label_names!r}")
-        same_data = {str(k): tuple(v or ()) for k, v in dict(params.get("same_data") or {}).items()}
-        return cls(release=release, folds=folds, config=config, n_way=n_way, k_shot=k_shot, label_names=label_names,
-                   default_weight=float(params.get("default_weight", 1.0)),
-                   weights={k: float(v) for k, v in weights.items()}, exclude=tuple(params.get("exclude") or ()),
-                   same_data=same_data, smlmt=dict(params.get("smlmt") or {}),
-                   evaluation=dict(params.get("evaluation") or {}))
+                              f"(algorithm protonet); {self._config.algorithm!r} needs one N, e.g. n_way: 5")
+        check.number("default_weight", 0)
+        self.weights = check_keys(self.weights, list(self.weights or {}), f"{where}.weights")
+        for name, weight in self.weights.items():
+            if not is_number(weight) or weight < 0:
+                raise ConfigError(f"{where}.weights.{name} is {weight!r}; allowed: a number >= 0")
+        self.weights = {name: float(weight) for name, weight in self.weights.items()}
+        self.default_weight = float(self.default_weight)
+        check.boolean("label_names")
+        self.exclude = tuple(self.exclude or ())
+        self.same_data = {str(k): tuple(v or ()) for k, v in dict(self.same_data or {}).items()}
+        if not isinstance(self.smlmt, SmlmtSettings):
+            self.smlmt = SmlmtSettings.from_params(self.smlmt, f"{where}.smlmt")
+        if not isinstance(self.evaluation, LodoEvaluation):
+            self.evaluation = LodoEvaluation.from_params(self.evaluation, f"{where}.evaluation")
 
     def left_out(self, fold: str) -> set[str]:
         """The sources fold `fold` never reads: the domain and the corpora made from its data."""
         if fold == RELEASE:
             return set(self.exclude)
         return {fold, *self.same_data.get(fold, ()), *self.exclude}
+
+    def checkpoint_dir(self, fold: str, sources: Sequence[str], backbone: str) -> str | None:
+        """`<meta.checkpoint_dir>/broad_<fold>-<fingerprint>` (`models.checkpoints`): a fold resumes only its own."""
+        return run_checkpoint_dir(self.config.checkpoint_dir, f"broad_{fold}", {
+            "fold": fold, "sources": list(sources), "backbone": backbone, "config": self.config,
+            "shape": [self.n_way, self.k_shot, self.label_names], "weights": {name: self.weight(name) for name in sources}})
 
     def weight(self, source: str) -> float:
         return self.weights.get(source, self.default_weight)
@@ -141,19 +173,15 @@ class BroadPlan:
 def _labelled(rows: pd.DataFrame, plan: BroadPlan, name: str, split: str, per_class: int,
               n_way: tuple[int, int] | int) -> LabelledEpisodeSource | None:
     """Episodes from one split of one table; None when fewer than 2 classes have enough rows."""
-    rows = rows[rows["split"] == split]
-    labels = rows["label"].astype(str)
-    counts = labels.value_counts()
-    keep = counts[counts >= per_class].index
+    rows, keep = classes_with_enough_rows(rows[rows["split"] == split], per_class)
     if len(keep) < 2:
         return None
-    rows = rows[labels.isin(keep)].assign(label=lambda t: t["label"].astype(str))
     if isinstance(n_way, tuple):
         n_way = (min(n_way[0], len(keep)), min(n_way[1], len(keep)))
     else:
         n_way = min(n_way, len(keep))
     k_shot = plan.k_shot if split == "train" else plan.config.k_shot
-    return LabelledEpisodeSource(rows, sorted(keep), n_way=n_way, k_shot=k_shot, n_query=plan.config.n_query,
+    return LabelledEpisodeSource(rows, keep, n_way=n_way, k_shot=k_shot, n_query=plan.config.n_query,
                                  name=name, label_names=plan.label_names)
 
 
@@ -178,15 +206,10 @@ def broad_sources(plan: BroadPlan, fold: str, tables: Mapping[str, pd.DataFrame]
         if check is not None:
             valid[name] = check
     if unlabelled_pool is not None and plan.weight(SMLMT) > 0:
-        pool = unlabelled_pool[~unlabelled_pool["source"].isin(left_out)]
-        max_texts = plan.smlmt.get("max_texts")
-        if max_texts and len(pool) > max_texts:
-            keep = np.random.default_rng(plan.smlmt.get("seed", 0)).choice(len(pool), max_texts, replace=False)
-            pool = pool.iloc[np.sort(keep)]
+        texts = pool_texts(unlabelled_pool, sorted(left_out), plan.smlmt.max_texts, plan.smlmt.seed)
         try:
-            train[SMLMT] = SmlmtSource(pool["text"].tolist(), n_way=plan.config.n_way, k_shot=plan.config.k_shot,
-                                       n_query=plan.config.n_query,
-                                       min_word_count=plan.smlmt.get("min_word_count", 30),
+            train[SMLMT] = SmlmtSource(texts, n_way=plan.config.n_way, k_shot=plan.config.k_shot,
+                                       n_query=plan.config.n_query, min_word_count=plan.smlmt.min_word_count,
                                        mask_token=mask_token, name=SMLMT)
         except ValueError as error:
             raise ConfigError(f"meta_training.broad.smlmt: {error}") from None
@@ -198,4 +221,4 @@ def broad_sources(plan: BroadPlan, fold: str, tables: Mapping[str, pd.DataFrame]
     return mixture, validation, sorted(train)
 
 
-__all__ = ["RELEASE", "SMLMT", "BroadPlan", "broad_sources"]
+__all__ = ["RELEASE", "SMLMT", "BroadPlan", "LodoEvaluation", "broad_sources"]

@@ -4,7 +4,8 @@
 support_labels) -> TextClassifier`, over the episodes table the features pipeline writes
 (columns setting, split, episode, label, row_id, role), so every method meets the same episodes
 and differences are paired. The adaptation time of each episode is measured around `adapt_fn`
-alone; scoring the query set is not part of it.
+alone; scoring the query set is not part of it. `select_episodes`, `kshot_draws` and
+`sampled_test_rows` choose what a meta-test or a learning curve scores.
 
     protonet = ProtoNet(MetaLearner(load_backbone("minilm-l6"), head="prototype"))
     table = episodes[(episodes.split == 1) & (episodes.setting == "5way_5shot")]
@@ -22,13 +23,68 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fastadapt.adapt import adapt
+from fastadapt.config import ConfigError
 from fastadapt.evaluation.metrics import mean_confidence_interval
+from fastadapt.evaluation.paired import pooled_mean
+from fastadapt.meta.plan import EvaluationSettings
 from fastadapt.models.predictor import TextClassifier
 from fastadapt.tasks._tables import require_columns
 from fastadapt.tasks.episodes import EPISODE_COLUMNS
 
 RESULT_COLUMNS = ["setting", "split", "episode", "accuracy", "adaptation_seconds"]
 AdaptFn = Callable[[Sequence[str], Sequence[Any]], TextClassifier]
+
+
+def select_episodes(episodes: pd.DataFrame, split: str, settings: EvaluationSettings,
+                    where: str = "meta_training") -> pd.DataFrame:
+    """The episodes of class split `split` that `settings` asks for (its settings, the first
+    `max_episodes` of each); `ConfigError` when the table lacks the split or a setting."""
+    table = episodes[episodes["split"] == int(split)]
+    if table.empty:
+        raise ConfigError(f"{where}.class_splits has split {split}, but class_split_episodes has no episodes of it "
+                          f"(found splits {sorted(episodes['split'].unique().tolist())}); rerun the features pipeline")
+    if settings.settings is not None:
+        unknown = sorted(set(settings.settings) - set(table["setting"]))
+        if unknown:
+            raise ConfigError(f"{where}.evaluation.settings names {unknown}; the episodes have "
+                              f"{sorted(set(table['setting']))}")
+        table = table[table["setting"].isin(settings.settings)]
+    if settings.max_episodes is not None:
+        table = table[table["episode"] < settings.max_episodes]
+    return table
+
+
+def kshot_draws(kshot_sets: pd.DataFrame, ks: Sequence[int] | None, seeds: Sequence[int] | None,
+                where: str) -> list[tuple[int, int, list[int]]]:
+    """(k, seed, row ids) of the k-shot sets with k in `ks` and seed in `seeds` (None: all), sorted;
+    `ConfigError` naming `where` when a requested draw is missing or none is left."""
+    available = {(int(k), int(s)): group["row_id"].astype(int).tolist()
+                 for (k, s), group in kshot_sets.groupby(["k", "seed"], sort=True)}
+    chosen = [(k, s, ids) for (k, s), ids in available.items()
+              if (ks is None or k in ks) and (seeds is None or s in seeds)]
+    missing = [(k, s) for k in (ks or []) for s in (seeds or []) if (k, s) not in available]
+    if missing or not chosen:
+        raise ConfigError(f"{where} asks for (k, seed) {missing[:5] or f'with k in {ks} and seed in {seeds}'} that "
+                          f"<domain>.kshot_sets lacks; available: {sorted(available)[:10]}... (kshot.ks / kshot.seeds "
+                          f"of the features pipeline)")
+    return sorted(chosen)
+
+
+def sampled_test_rows(splits: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+    """The test split in row-id order, or a fixed random sample of `max_rows` of it (`seed`)."""
+    test = splits[splits["split"] == "test"].sort_values("row_id")
+    if max_rows is not None and len(test) > max_rows:
+        keep = np.random.default_rng(seed).choice(len(test), max_rows, replace=False)
+        test = test.iloc[np.sort(keep)]
+    return test
+
+
+def strategy_adapter(learner: Any, strategy: str, **options: Any) -> AdaptFn:
+    """An `AdaptFn` that adapts `learner` with a `fastadapt.adapt` strategy (options passed on)."""
+    def adapt_fn(texts: Sequence[str], labels: Sequence[Any]) -> TextClassifier:
+        return adapt(learner, pd.DataFrame({"text": list(texts), "label": list(labels)}), strategy, **options)
+    return adapt_fn
 
 
 def evaluate_episodes(
@@ -82,8 +138,8 @@ def evaluate_episodes(
 
 def episode_summary(results: pd.DataFrame) -> pd.DataFrame:
     """Mean accuracy and 95 % CI per method x setting x split (PROTOCOL.md section 3), and the
-    mean over splits (split `mean`: the mean of the split means, CI sqrt(sum ci^2) / n_splits,
-    splits independent).
+    mean over splits (split `mean`: `evaluation.paired.pooled_mean` of the split means, splits
+    independent).
 
     `results`: `evaluate_episodes` rows with a `method` column. Columns method, setting, split
     (two digits, or `mean`), episodes, accuracy, ci95, adaptation_seconds (mean per episode).
@@ -97,8 +153,8 @@ def episode_summary(results: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     means = []
     for (method, setting), group in table.groupby(["method", "setting"], sort=True):
+        accuracy, half = pooled_mean(group["accuracy"], group["ci95"])
         means.append({"method": method, "setting": setting, "split": "mean", "episodes": int(group["episodes"].sum()),
-                      "accuracy": float(group["accuracy"].mean()),
-                      "ci95": float(np.sqrt((group["ci95"] ** 2).sum()) / len(group)),
+                      "accuracy": accuracy, "ci95": half,
                       "adaptation_seconds": float(group["adaptation_seconds"].mean())})
     return pd.concat([table, pd.DataFrame(means)], ignore_index=True)

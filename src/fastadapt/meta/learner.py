@@ -3,7 +3,8 @@
 `MetaLearner` is a plain `nn.Module` (`encoder` + optional `head`), so the algorithms can run it
 with other weights through `torch.func.functional_call(learner, params, ...)`: fast weights
 are a dict of tensors that stay in the autograd graph of the meta-parameters, and nothing is
-copied or monkey-patched. Two heads:
+copied or monkey-patched. `cached_features(texts)` lets a frozen learner embed each text once
+for many episodes. Two heads:
 
 - `prototype`: no parameters; class scores come from the support features (ProtoNets): negative
   squared Euclidean distance to each class mean, or a scaled cosine;
@@ -25,7 +26,8 @@ algorithms differ only in how they obtain those weights. `AdaptedClassifier` is 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +108,7 @@ class MetaLearner(nn.Module):
             self.head = nn.Linear(self.hidden_size, n_way)
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
+        self._feature_cache: tuple[dict[str, int], torch.Tensor] | None = None
         self.lora_rank = lora_rank
         if lora_rank is not None:
             self._inject_lora(lora_rank, lora_alpha or 2 * lora_rank, list(lora_targets))
@@ -182,11 +185,28 @@ class MetaLearner(nn.Module):
             return checkpoint(run, *args, use_reentrant=False)
         return run(*args)
 
+    @contextmanager
+    def cached_features(self, texts: Sequence[str], batch_size: int = 64) -> Iterator[None]:
+        """Within the block, `embed` of these texts with the learner's own weights reads features
+        computed once here: test episodes share rows, and a frozen encoder embeds each row once.
+        Texts outside the set, or other weights (`params`), are embedded as usual."""
+        unique = list(dict.fromkeys(str(t) for t in texts))
+        self._feature_cache = ({text: i for i, text in enumerate(unique)}, self.embed(unique, batch_size=batch_size))
+        try:
+            yield
+        finally:
+            self._feature_cache = None
+
     def embed(self, texts: Sequence[str], params: Params | None = None, batch_size: int = 64) -> torch.Tensor:
         """Pooled features of `texts` in their order: eval mode, no gradient, bucketed batches."""
+        texts = [str(t) for t in texts]
+        if self._feature_cache is not None and not params:
+            index, vectors = self._feature_cache
+            if all(t in index for t in texts):
+                return vectors[[index[t] for t in texts]]
         if len(texts) == 0:
             return torch.zeros(0, self.hidden_size, device=self.device)
-        ids = tokenize(self.tokenizer, [str(t) for t in texts], self.max_length)
+        ids = tokenize(self.tokenizer, texts, self.max_length)
         dtype = next(self.encoder.parameters()).dtype
         output = torch.zeros(len(ids), self.hidden_size, dtype=dtype, device=self.device)
         was_training = self.training

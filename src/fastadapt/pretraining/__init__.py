@@ -8,17 +8,15 @@ launcher, and returns the trained `Backbone` (encoder + tokeniser; the heads are
 training history.
 
 Checkpoints (`training.checkpoint_dir`) go to a sub-folder named by a fingerprint of the texts
-and of every setting that changes the result, so a rerun with the same data and settings resumes
-(or returns at once when finished), and a changed configuration starts afresh. The wall-clock
-budget, the checkpoint interval, logging and thread settings are left out of the fingerprint: a
-run stopped by its time budget continues when started again.
+and of every setting that changes the result (`fastadapt.models.checkpoints`, the project's one
+rule), so a rerun with the same data and settings resumes (or returns at once when finished), and
+a changed configuration starts afresh; a run stopped by its time budget continues when started
+again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from typing import Any
 import torch
 
 from fastadapt.models.backbones import Backbone, load_backbone
+from fastadapt.models.checkpoints import checkpoint_fingerprint as fingerprint
 from fastadapt.models.distributed import run_distributed
 from fastadapt.models.training import TrainingResult, distributed_context, train_model
 from fastadapt.pretraining.config import OBJECTIVES, DistributedConfig, PretrainingConfig
@@ -53,9 +52,6 @@ __all__ = [
     "validation_loss",
 ]
 
-# Settings that do not change the trained weights' path through training.
-_UNFINGERPRINTED = {"max_seconds", "checkpoint_dir", "checkpoint_every", "log_every", "num_threads"}
-
 
 @dataclass
 class PretrainingOutput:
@@ -64,18 +60,13 @@ class PretrainingOutput:
 
 
 def checkpoint_fingerprint(texts: Sequence[str], config: PretrainingConfig, tokenizer: Any = None) -> str:
-    """A short hash of the texts, the tokeniser's vocabulary (tiny-bert) and the settings that
-    shape the run (see the module docstring)."""
-    settings = dataclasses.asdict(config)
-    settings["training"] = {k: v for k, v in settings["training"].items() if k not in _UNFINGERPRINTED}
-    settings["distributed"] = {"world_size": config.distributed.world_size}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    """The checkpoint folder's name: `models.checkpoints.checkpoint_fingerprint` of the settings
+    (of the distributed ones, only the world size shapes the weights), the tokeniser's vocabulary
+    (tiny-bert) and the texts."""
+    identity = {"config": {**dataclasses.asdict(config), "distributed": {"world_size": config.distributed.world_size}}}
     if tokenizer is not None:
-        vocabulary = _tokenizer_object(tokenizer).get_vocab()
-        digest.update(json.dumps(sorted(vocabulary.items())).encode())
-    for text in texts:
-        digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")
-    return digest.hexdigest()[:16]
+        identity["vocabulary"] = sorted(_tokenizer_object(tokenizer).get_vocab().items())
+    return fingerprint(identity, texts)
 
 
 def _tokenizer_object(tokenizer: Any) -> Any:

@@ -13,6 +13,7 @@ episodes.
   words, take sentences that contain each, mask that word there; the class is the masked word;
 - `NerEpisodeSource`: sentences chosen greedily (Yang and Katiyar 2020) so each entity type of the
   episode has K mentions in the support set, and a disjoint query set with its own quota;
+- `classes_with_enough_rows`, `pool_texts`: the rows and texts a source may draw from;
 - `banking77_class_split`: the train / valid / test class lists of one ProtAugment split.
 """
 
@@ -438,6 +439,29 @@ class NerEpisodeSource:
         return chosen, cursor
 
 
+# ---- building blocks of the sources ------------------------------------------------------------
+
+
+def classes_with_enough_rows(rows: pd.DataFrame, per_class: int) -> tuple[pd.DataFrame, list[str]]:
+    """The rows (labels as text) of the classes with at least `per_class` rows, and those classes
+    sorted: an episode draws k + n distinct rows of each of its classes."""
+    labels = rows["label"].astype(str)
+    counts = labels.value_counts()
+    keep = sorted(counts[counts >= per_class].index)
+    return rows[labels.isin(keep)].assign(label=lambda table: table["label"].astype(str)), keep
+
+
+def pool_texts(pool: pd.DataFrame, exclude: Iterable[str], max_texts: int | None, seed: int) -> list[str]:
+    """The unlabelled pool's texts without the sources `exclude`, at most `max_texts` of them (a
+    sample drawn with `seed`, kept in pool order) for an `SmlmtSource`."""
+    require_columns(pool, ["text", "source"], "pool_texts")
+    pool = pool[~pool["source"].isin(list(exclude))]
+    if max_texts and len(pool) > max_texts:
+        keep = np.random.default_rng(seed).choice(len(pool), max_texts, replace=False)
+        pool = pool.iloc[np.sort(keep)]
+    return pool["text"].tolist()
+
+
 # ---- Banking77 class splits -------------------------------------------------------------------
 
 
@@ -468,5 +492,6 @@ def banking77_class_split(class_split_files: Mapping[str, bytes], split: str | i
 
 __all__ = [
     "EpisodeSource", "LabelledEpisodeSource", "MixtureSource", "NerEpisode", "NerEpisodeSource",
-    "SmlmtSource", "TextEpisode", "banking77_class_split", "keep_types", "label_text", "mask_word", "words_of",
+    "SmlmtSource", "TextEpisode", "banking77_class_split", "classes_with_enough_rows", "keep_types", "label_text",
+    "mask_word", "pool_texts", "words_of",
 ]

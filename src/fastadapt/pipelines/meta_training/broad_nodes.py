@@ -1,41 +1,33 @@
 """Nodes of the broad meta-training runs and the leave-one-domain-out evaluation (PROTOCOL.md
 section 8). The work is in `fastadapt.meta.broad` (sources), `fastadapt.meta` (the loop),
-`fastadapt.adapt` (every strategy) and `fastadapt.evaluation.paired` (the statistics).
+`fastadapt.adapt` (every strategy) and `fastadapt.evaluation.lodo` (the statistics).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fastadapt.adapt import adapt
-from fastadapt.config import ConfigError, domain_configs
-from fastadapt.evaluation.lodo import lodo_figure, paired_differences
-from fastadapt.evaluation.metrics import classification_metrics
+from fastadapt.config import domain_configs
+from fastadapt.evaluation.lodo import lodo_differences, lodo_figure
+from fastadapt.evaluation.metrics import label_metrics
 from fastadapt.meta import build_algorithm, build_learner, meta_train
-from fastadapt.meta.broad import RELEASE, BroadPlan, broad_sources
+from fastadapt.meta.broad import RELEASE, broad_sources
+from fastadapt.meta.evaluate import kshot_draws, sampled_test_rows
+from fastadapt.meta.plan import FROZEN_STRATEGIES, MetaTrainingPlan
 from fastadapt.meta.saved import MetaLearnedModel
 from fastadapt.models.backbones import named_backbone
-from fastadapt.pipelines.meta_training.nodes import plan_from
 
 log = logging.getLogger(__name__)
 
-# Strategies that leave the encoder as it is: the test split is embedded once per encoder for all of them.
-FROZEN_ENCODER = ("prototype", "finetune_head")
 LODO_COLUMNS = ["fold", "model", "strategy", "k", "seed", "accuracy", "macro_f1", "n_test", "adaptation_seconds"]
-
-
-def broad_plan(params: Mapping[str, Any], parameters_domains: Sequence[str]) -> BroadPlan | None:
-    return BroadPlan.from_params(params.get("broad"), parameters_domains)
 
 
 def broad_meta_train_node(params: Mapping[str, Any], text_domains: list[str], fold: str,
@@ -46,15 +38,15 @@ def broad_meta_train_node(params: Mapping[str, Any], text_domains: list[str], fo
 
     `tables` are `<source>_splits` tables of the text domains and the meta-training corpora.
     """
-    plan = plan_from(params)  # torch threads from the shared settings
-    broad = broad_plan(params, text_domains)
+    plan = MetaTrainingPlan.from_params(params).use_threads()  # torch threads from the shared settings
+    broad = plan.broad_plan(text_domains)
     sources = {name.removesuffix("_splits"): table for name, table in tables.items()}
     backbone = named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer,
                                    pretrained_backbone, seed=broad.config.seed)
     train, valid, used = broad_sources(broad, fold, sources, unlabelled_pool,
                                        backbone.tokenizer.mask_token or "[MASK]")
-    config = replace(broad.config, device=plan.meta.device, num_threads=plan.meta.num_threads,
-                     checkpoint_dir=_checkpoint_dir(broad, fold, used, plan.backbone))
+    config = replace(broad.config, device=plan.meta_config.device, num_threads=plan.meta_config.num_threads,
+                     checkpoint_dir=broad.checkpoint_dir(fold, used, plan.backbone))
     learner = build_learner(backbone, config)
     algorithm = build_algorithm(learner, config)
     result = meta_train(learner, algorithm, train, valid, config, description=f"broad meta-training ({fold})")
@@ -72,79 +64,48 @@ def broad_meta_train_node(params: Mapping[str, Any], text_domains: list[str], fo
     return MetaLearnedModel(algorithm, config, info), result.history.assign(run=f"broad_{fold}")
 
 
-def _checkpoint_dir(broad: BroadPlan, fold: str, sources: list[str], backbone: str) -> str | None:
-    """`<checkpoint_dir>/broad_<fold>-<hash of the settings>`: a run resumes only its own checkpoints."""
-    if not broad.config.checkpoint_dir:
-        return None
-    settings = {k: v for k, v in asdict(broad.config).items()
-                if k not in ("checkpoint_dir", "checkpoint_every", "device", "num_threads", "log_every")}
-    key = json.dumps({"fold": fold, "sources": sources, "backbone": backbone, "config": settings,
-                      "shape": [broad.n_way, broad.k_shot, broad.label_names],
-                      "weights": {name: broad.weight(name) for name in sources}}, sort_keys=True, default=str)
-    return str(Path(broad.config.checkpoint_dir) / f"broad_{fold}-{hashlib.sha1(key.encode()).hexdigest()[:10]}")
-
-
-def _kshot_sets(kshot_sets: pd.DataFrame, ks: Sequence[int] | None, seeds: Sequence[int] | None):
-    chosen = []
-    for (k, seed), group in kshot_sets.groupby(["k", "seed"], sort=True):
-        if (ks is None or int(k) in ks) and (seeds is None or int(seed) in seeds):
-            chosen.append((int(k), int(seed), group["row_id"].astype(int).tolist()))
-    if not chosen:
-        raise ConfigError(f"meta_training.broad.evaluation: no k-shot set with k in {ks} and seed in {seeds}; "
-                          f"check kshot.ks and kshot.seeds of the features pipeline")
-    return chosen
-
-
 def lodo_evaluate_node(fold_model: MetaLearnedModel, splits: pd.DataFrame, kshot_sets: pd.DataFrame,
-                       params: Mapping[str, Any], new_task_params: Mapping[str, Any],
-                       baselines_params: Mapping[str, Any], text_domains: list[str], fold: str,
+                       params: Mapping[str, Any], strategy_options_of: Mapping[str, Any] | None,
+                       tfidf_options: Mapping[str, Any] | None, text_domains: list[str], fold: str,
                        wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None,
                        peers: bool = True) -> pd.DataFrame:
     """Fold D: the meta-learner that never saw D and the pretrained encoder, adapted with the same
-    strategies on the same k-shot draws of D, and TF-IDF + LR; scored on D's whole test split.
+    strategies (options: `new_task.strategies`) on the same k-shot draws of D, and TF-IDF + LR
+    (`baselines.tfidf`); scored on D's whole test split.
 
     peers: False scores the meta-learner alone (benchmarks/meta_ablation.py scores the peers once
     for all its variants)."""
-    plan = plan_from(params)
-    broad = broad_plan(params, text_domains)
-    settings = {"strategies": ["prototype", "finetune_all"], "ks": None, "seeds": None, "max_test_rows": None,
-                **broad.evaluation}
-    sets = _kshot_sets(kshot_sets, settings["ks"], settings["seeds"])
-    test = splits[splits["split"] == "test"].sort_values("row_id")
-    if settings["max_test_rows"] and len(test) > settings["max_test_rows"]:
-        keep = np.random.default_rng(0).choice(len(test), settings["max_test_rows"], replace=False)
-        test = test.iloc[np.sort(keep)]
+    plan = MetaTrainingPlan.from_params(params).use_threads()
+    broad = plan.broad_plan(text_domains)
+    settings = broad.evaluation
+    sets = kshot_draws(kshot_sets, settings.ks, settings.seeds, "meta_training.broad.evaluation")
+    test = sampled_test_rows(splits, settings.max_test_rows, 0)
     labels = sorted(set(splits["label"].astype(str)))
     by_id = splits.set_index("row_id", drop=False)
-    options = dict(new_task_params.get("strategies") or {})
     records = []
 
     def score(model: str, strategy: str, k: int, seed: int, predicted: Any, seconds: float) -> None:
-        frame = pd.DataFrame({"label": test["label"].astype(str).to_numpy(),
-                              "predicted": np.asarray(predicted, dtype=object).astype(str)})
-        metrics = classification_metrics(frame, labels)
         records.append({"fold": fold, "model": model, "strategy": strategy, "k": k, "seed": seed,
-                        "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"], "n_test": len(test),
+                        **label_metrics(test["label"], predicted, labels), "n_test": len(test),
                         "adaptation_seconds": seconds})
 
     arms = {"meta_trained": fold_model.backbone}
     if peers:
-        arms["pretrained"] = named_backbone(broad.evaluation.get("pretrained", "minilm-l6"),
-                                                 "meta_training.broad.evaluation.pretrained", wordpiece_tokenizer,
-                                                 pretrained_backbone, seed=broad.config.seed)
+        arms["pretrained"] = named_backbone(settings.pretrained, "meta_training.broad.evaluation.pretrained",
+                                            wordpiece_tokenizer, pretrained_backbone, seed=broad.config.seed)
     test_texts = test["text"].tolist()
     for model, backbone in arms.items():
         started = time.perf_counter()
         test_features: dict[tuple, np.ndarray] = {}  # frozen encoder: its test features once per (length, pooling)
-        for strategy in settings["strategies"]:
-            strategy_options = dict(options.get(strategy) or {})
+        for strategy in settings.strategies:
+            strategy_options = dict((strategy_options_of or {}).get(strategy) or {})
             if strategy == "prototype":
                 strategy_options = {"metric": broad.config.distance, "max_length": broad.config.max_length,
                                     "pooling": broad.config.pooling, **strategy_options}
             for k, seed, ids in sets:
                 support = by_id.loc[ids, ["text", "label"]]
                 predictor = adapt(backbone, support, strategy, seed=seed, **strategy_options)
-                if strategy in FROZEN_ENCODER:
+                if strategy in FROZEN_STRATEGIES:
                     key = (predictor.max_length, predictor.pooling)
                     if key not in test_features:
                         test_features[key] = predictor.embed(test_texts)
@@ -153,9 +114,8 @@ def lodo_evaluate_node(fold_model: MetaLearnedModel, splits: pd.DataFrame, kshot
                     predicted = predictor.predict(test_texts)
                 score(model, strategy, k, seed, predicted, predictor.adaptation_seconds)
         log.info("fold %s: %s arms in %.0f s", fold, model, time.perf_counter() - started)
-    tfidf = dict((baselines_params or {}).get("tfidf") or {})
     for k, seed, ids in sets if peers else ():
-        predictor = adapt(None, by_id.loc[ids, ["text", "label"]], "tfidf", **tfidf)
+        predictor = adapt(None, by_id.loc[ids, ["text", "label"]], "tfidf", **dict(tfidf_options or {}))
         score("tfidf", "tfidf", k, seed, predictor.predict(test["text"].tolist()), predictor.adaptation_seconds)
     return pd.DataFrame.from_records(records, columns=LODO_COLUMNS)
 
@@ -163,7 +123,7 @@ def lodo_evaluate_node(fold_model: MetaLearnedModel, splits: pd.DataFrame, kshot
 def lodo_summary_node(**results: pd.DataFrame):
     """Every fold's results -> the paired differences table and the accuracy-against-k plot."""
     table = pd.concat([v for _, v in sorted(results.items())], ignore_index=True)
-    return paired_differences(table), lodo_figure(table)
+    return lodo_differences(table), lodo_figure(table)
 
 
 def text_domain_names(parameters: Mapping[str, Any]) -> list[str]:

@@ -11,9 +11,9 @@ from typing import Any
 import pandas as pd
 
 from fastadapt.adaptation.ner import EncoderTagger
-from fastadapt.adaptation.transfer import SourceTaggerSettings, pretrain_tagger
+from fastadapt.adaptation.transfer import pretrain_tagger
+from fastadapt.meta.plan import MetaTrainingPlan
 from fastadapt.models.backbones import named_backbone
-from fastadapt.pipelines.meta_training.nodes import plan_from
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,8 @@ def ner_source_tagger_node(splits: pd.DataFrame, params: Mapping[str, Any], word
                            pretrained_backbone: Any = None) -> EncoderTagger:
     """Fine-tune `meta_training.backbone` on the train sentences of `meta_training.ner_source.domain`
     (every type but `held_out`); the tagger keeps the source tag transitions StructShot uses."""
-    settings = SourceTaggerSettings.from_params(params.get("ner_source"))
-    plan = plan_from(params)
+    plan = MetaTrainingPlan.from_params(params).use_threads()
+    settings = plan.ner_source_settings
     backbone = named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer,
                                    pretrained_backbone, seed=settings.adaptation.training.seed)
     train = splits[(splits["split"] == "train") & (splits["tokens"].map(len) > 0)]

@@ -9,7 +9,8 @@ Per class split: `baselines_node` (gpu) -> `meta_training.baselines_s<split>.epi
 (frozen-encoder prototypes without meta-training, TF-IDF + LR on each support set).
 Then `select_meta_learner_node` -> `meta_learner` (the best meta-validation accuracy; what
 `new_task` adapts), `meta_training_history`, `meta_training.runs`; per text domain
-`kshot_curve_node` (gpu) -> `meta_training.curves.<domain>` and `curve_plot_node` -> its PNG; and
+`kshot_curve_node` (gpu, `curve_nodes.py`) -> `meta_training.curves.<domain>` and `curve_plot_node`
+-> its PNG; and
 `meta_learning_report_node` -> data/08_reporting/meta_learning.md with its tables and plot.
 With `meta_training.ner_source`: `ner_source_tagger_node` (gpu) -> `ner_source_tagger`, the NER
 learner `new_task` adapts (a tagger fine-tuned on the NER domain's train split).
@@ -19,21 +20,22 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.adaptation.transfer import SourceTaggerSettings
 from fastadapt.config import meta_source_configs, project_parameters
-from fastadapt.meta.broad import SMLMT, BroadPlan
+from fastadapt.meta.broad import SMLMT
+from fastadapt.meta.plan import MetaTrainingPlan
 from fastadapt.pipelines.meta_training.broad_nodes import (
     broad_meta_train_node,
     lodo_evaluate_node,
     lodo_summary_node,
     text_domain_names,
 )
-from fastadapt.pipelines.meta_training.ner_nodes import ner_source_tagger_node
-from fastadapt.pipelines.meta_training.nodes import (
-    MetaTrainingPlan,
-    baselines_node,
+from fastadapt.pipelines.meta_training.curve_nodes import (
     curve_plot_node,
     kshot_curve_node,
+)
+from fastadapt.pipelines.meta_training.ner_nodes import ner_source_tagger_node
+from fastadapt.pipelines.meta_training.nodes import (
+    baselines_node,
     meta_learning_report_node,
     meta_test_node,
     meta_train_node,
@@ -42,6 +44,7 @@ from fastadapt.pipelines.meta_training.nodes import (
 from fastadapt.pipelines.wiring import bind
 
 PARAMS = "params:meta_training"
+TFIDF_OPTIONS = "params:baselines.tfidf"
 
 
 def backbone_inputs(*names: str) -> dict[str, str]:
@@ -91,7 +94,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         namespace = f"meta_training.baselines_s{split}"
         nodes.append(_node(baselines_node,
                            {"class_split_episodes": "class_split_episodes", "customer_intent_splits": splits,
-                            "params": PARAMS, "baselines_params": "params:baselines", **backbone},
+                            "params": PARAMS, "tfidf_options": TFIDF_OPTIONS, **backbone},
                            f"{namespace}.episode_results", "baselines_node", True, namespace, split=split))
         results[f"results__baselines_s{split}"] = f"{namespace}.episode_results"
     select_inputs = {}
@@ -99,7 +102,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         select_inputs[f"learner__{run.name}"] = f"meta_training.{run.name}.learner"
         select_inputs[f"history__{run.name}"] = f"meta_training.{run.name}.history"
     text_domains = text_domain_names(parameters)
-    broad = BroadPlan.from_params((parameters.get("meta_training") or {}).get("broad"), text_domains)
+    broad = plan.broad_plan(text_domains)
     lodo = {}
     if broad is not None:
         tables = {f"{name}_splits": f"{name}.splits" for name in [*text_domains, *meta_source_configs(parameters)]}
@@ -113,12 +116,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             if fold == "all":
                 select_inputs["release"] = f"meta_training.{run}.learner"
             select_inputs[f"history__{run}"] = f"meta_training.{run}.history"
-        evaluation_backbones = backbone_inputs(broad.evaluation.get("pretrained", "minilm-l6"))
+        evaluation_backbones = backbone_inputs(broad.evaluation.pretrained)
         for fold in broad.folds:
             nodes.append(_node(lodo_evaluate_node,
                                {"fold_model": f"meta_training.broad_{fold}.learner", "splits": f"{fold}.splits",
                                 "kshot_sets": f"{fold}.kshot_sets", "params": PARAMS,
-                                "new_task_params": "params:new_task", "baselines_params": "params:baselines",
+                                "strategy_options_of": "params:new_task.strategies", "tfidf_options": TFIDF_OPTIONS,
                                 **evaluation_backbones},
                                f"meta_training.lodo_results.{fold}", "lodo_evaluate_node", True,
                                f"meta_training.lodo_{fold}", fold=fold, text_domains=text_domains))
@@ -126,9 +129,9 @@ def create_pipeline(**kwargs) -> Pipeline:
     if lodo:
         nodes.append(_node(lodo_summary_node, lodo, ["meta_training.lodo_differences", "meta_training.lodo_plot"],
                            "lodo_summary_node", False, "meta_training"))
-    ner_source = (parameters.get("meta_training") or {}).get("ner_source")
-    if ner_source:
-        domain = SourceTaggerSettings.from_params(ner_source).domain
+    ner_source = plan.ner_source_settings
+    if ner_source is not None:
+        domain = ner_source.domain
         nodes.append(_node(ner_source_tagger_node, {"splits": f"{domain}.splits", "params": PARAMS, **backbone},
                            "ner_source_tagger", "ner_source_tagger_node", True, "meta_training"))
     nodes.append(_node(select_meta_learner, select_inputs, ["meta_learner", "meta_training_history",
@@ -136,14 +139,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                        "select_meta_learner_node", False, "meta_training"))
 
     curves = {}
-    arms = plan.curves["arms"]
-    curve_backbones = backbone_inputs(
-        *([plan.curves["random_init"].get("backbone", "tiny-bert")] if "random_init" in arms else []),
-        *([plan.curves["pretrained"].get("backbone", "minilm-l6")] if "pretrained" in arms else []))
-    wanted = plan.curves["domains"]
+    arms = plan.curves.arms
+    curve_backbones = backbone_inputs(*([plan.curves.random_init.backbone] if "random_init" in arms else []),
+                                      *([plan.curves.pretrained.backbone] if "pretrained" in arms else []))
+    wanted = plan.curves.domains
     for domain in (text_domains if wanted is None else [d for d in text_domains if d in wanted]):
         inputs = {"splits": f"{domain}.splits", "kshot_sets": f"{domain}.kshot_sets", "meta_model": "meta_learner",
-                  "params": PARAMS, "baselines_params": "params:baselines", **curve_backbones}
+                  "params": PARAMS, "tfidf_options": TFIDF_OPTIONS, **curve_backbones}
         nodes.append(_node(kshot_curve_node, inputs, f"meta_training.curves.{domain}", "kshot_curve_node", True,
                            f"meta_training.{domain}", domain=domain))
         nodes.append(_node(curve_plot_node, {"curves": f"meta_training.curves.{domain}"},
@@ -153,7 +155,7 @@ def create_pipeline(**kwargs) -> Pipeline:
 
     lodo_inputs = {"lodo_differences": "meta_training.lodo_differences", **lodo} if broad is not None and lodo else {}
     nodes.append(_node(meta_learning_report_node,
-                       {"runs": "meta_training.runs", "params": PARAMS, "episodes_params": "params:episodes",
+                       {"runs": "meta_training.runs", "params": PARAMS, "n_episodes": "params:episodes.n_episodes",
                         "environment": "params:report_environment", **results, **curves, **lodo_inputs},
                        ["meta_learning_report", "meta_training.episode_summary", "meta_training.paired_differences",
                         "meta_training.episode_plot", "meta_training.summary_mlflow_metrics"],
