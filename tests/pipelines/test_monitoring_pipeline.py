@@ -125,7 +125,7 @@ def project(tmp_path_factory) -> Path:
     settings["report"]["recent_days"] = 10
     write_yaml(base / "parameters_monitoring.yml", monitoring)
     write_yaml(base / "parameters_retraining.yml", {"retraining": {
-        "decision_log": "data/08_reporting/retraining/decisions.jsonl", "metric": "macro_f1", "margin": 0.05,
+        "metric": "macro_f1", "margin": 0.05,
         "models": {"tiny_sentiment": {
             "domain": "tiny_sentiment", "current": "tiny_sentiment.model.tfidf", "labelled_folder": "tasks.tiny_new",
             "reader": "labelled_csv", "reader_options": {}, "test_sets": ["domain", "new"],
