@@ -50,22 +50,19 @@ class DriftSettings(Settings):
 
     def validate(self, where: str = "monitoring.drift") -> None:
         check = Checks(self, where)
-        check.integer("current_days", 1)
-        check.integer("reference_days", 1)
+        minimums = {"current_days": 1, "reference_days": 1, "batch_size": 1, "max_length": 2, "max_samples": 2,
+                    "n_permutations": 1, "seed": 0}
+        for key, minimum in minimums.items():
+            check.integer(key, minimum)
+        check.integer("num_threads", 1, optional=True)
         if self.sources is not None and (isinstance(self.sources, str) or not all(
                 isinstance(source, str) for source in self.sources)):
             check.fail("sources", "allowed: a list of stream sources or null")
         check.text("embedder", optional=True)
-        check.integer("batch_size", 1)
-        check.integer("max_length", 2)
         # The device is resolved (torch imported) only where the embedding runs: embed_drift_windows.
         check.text("device")
-        check.integer("num_threads", 1, optional=True)
-        check.integer("max_samples", 2)
-        check.integer("n_permutations", 1)
         check.number("alpha", 0.0, 1.0, strict_low=True)
         check.number("min_label_shift", 0.0, 1.0, strict_high=False)
-        check.integer("seed", 0)
 
 
 def _as_matrix(values: np.ndarray, name: str) -> np.ndarray:
