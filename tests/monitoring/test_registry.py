@@ -46,16 +46,11 @@ def model(noise: float, seed: int = 0) -> TfidfLogisticRegression:
 
 
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
+def tracking(tmp_path_factory, sqlite_tracking):
     """A fresh SQLite tracking store and registry, the current MLflow URI for the module."""
     root = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.create_experiment("registry-test", artifact_location=str(root / "artifacts"))
-    mlflow.set_experiment(experiment_id=experiment)
-    yield {"root": root, "uri": uri, "log": root / "decisions.jsonl"}
-    mlflow.set_tracking_uri(previous)
+    with sqlite_tracking(root, "registry-test") as uri:
+        yield {"root": root, "uri": uri, "log": root / "decisions.jsonl"}
 
 
 @pytest.fixture(scope="module")

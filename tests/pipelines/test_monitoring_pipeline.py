@@ -229,6 +229,20 @@ def test_retraining_promotes_then_keeps_then_restores(project, monitored):
     assert (project / "data" / "08_reporting" / "retraining" / "tiny_sentiment" / "decision.json").is_file()
 
 
+def test_a_monitoring_mistake_is_one_line_through_the_kedro_cli(project, monitored):
+    """A wrong value in conf/local stops `kedro run` with one line naming the parameter, no traceback."""
+    from test_cli_errors import kedro, one_error_line
+
+    local = project / "conf" / "local" / "parameters_monitoring.yml"
+    assert not local.exists()
+    write_yaml(local, {"monitoring": {"surge": {"alpha": 1.5}}})
+    try:
+        line = one_error_line(*kedro(project, "run", "--pipelines", "monitoring"))
+    finally:
+        local.unlink()
+    assert line == "Error: monitoring.surge.alpha is 1.5; allowed: a number > 0.0 and < 1.0"
+
+
 def test_the_repository_parameters_build_both_pipelines():
     from fastadapt.pipelines.monitoring.pipeline import monitoring_pipeline
     from fastadapt.pipelines.retraining.pipeline import model_retraining
