@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 
 from fastadapt.config import ConfigError
-from fastadapt.monitoring.drift import DriftSettings, drift_report, label_shift_test, mmd_permutation_test
+from fastadapt.monitoring.drift import (
+    DriftSettings,
+    drift_report,
+    label_shift_test,
+    mmd_permutation_test,
+)
 
 
 def gaussians(seed: int, shift: float, n: int = 150, dim: int = 5) -> tuple[np.ndarray, np.ndarray]:

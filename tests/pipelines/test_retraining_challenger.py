@@ -9,7 +9,11 @@ import pytest
 from fastadapt.adaptation import EncoderClassifier
 from fastadapt.config import ConfigError
 from fastadapt.datasets import ModelDirectoryDataset
-from fastadapt.monitoring.retraining import ChallengerSettings, RetrainingSettings, challenger_training_rows
+from fastadapt.monitoring.retraining import (
+    ChallengerSettings,
+    RetrainingSettings,
+    challenger_training_rows,
+)
 from fastadapt.pipelines.retraining.nodes import fit_challenger
 from fastadapt.pipelines.retraining.pipeline import model_retraining
 

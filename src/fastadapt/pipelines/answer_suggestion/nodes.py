@@ -4,7 +4,8 @@ and adaptation to the services no training dialogue uses (fastadapt.dialogue.new
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd

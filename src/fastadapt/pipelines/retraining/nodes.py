@@ -15,7 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from fastadapt.monitoring.registry import champion_challenger, decision_line, ensure_champion
+from fastadapt.monitoring.registry import (
+    champion_challenger,
+    decision_line,
+    ensure_champion,
+)
 from fastadapt.monitoring.retraining import (
     RetrainingSettings,
     challenger_training_rows,

@@ -18,7 +18,12 @@ from kedro.pipeline import Node, Pipeline
 from fastadapt.config import project_parameters
 from fastadapt.monitoring.retraining import RetrainedModel, extra_source_tables
 from fastadapt.pipelines.monitoring.pipeline import device_tag
-from fastadapt.pipelines.retraining.nodes import decide, fit_challenger, read_labelled, seed_champion
+from fastadapt.pipelines.retraining.nodes import (
+    decide,
+    fit_challenger,
+    read_labelled,
+    seed_champion,
+)
 from fastadapt.pipelines.wiring import bind
 
 PARAMS = "params:retraining"
