@@ -41,11 +41,23 @@ class ChallengerSettings(Settings):
 
     kind: str = "tfidf"
     include_domain_train: bool = True
-    extra_sources: Mapping[str, Any] = field(default_factory=dict)
+    extra_sources: tuple[MixedSource, ...] = ()
     backbone: str = "minilm-l6"
     num_threads: int | None = None
     adapt: Mapping[str, Any] = field(default_factory=dict)
     tfidf: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None, where: str) -> Self:
+        """Validated settings; `extra_sources` (a mapping of source name to settings) parsed."""
+        values = check_keys(params, [f.name for f in fields(cls)], where)
+        if values.get("extra_sources"):
+            values["extra_sources"] = tuple(parse_sources(values["extra_sources"], f"{where}.extra_sources"))
+        else:
+            values.pop("extra_sources", None)
+        settings = cls(**values)
+        settings.validate(where)
+        return settings
 
     def validate(self, where: str) -> None:
         check = Checks(self, where)
@@ -53,16 +65,9 @@ class ChallengerSettings(Settings):
         check.boolean("include_domain_train")
         check.text("backbone")
         check.integer("num_threads", 1, optional=True)
-        for key in ("extra_sources", "adapt", "tfidf"):
+        for key in ("adapt", "tfidf"):
             if not isinstance(getattr(self, key), Mapping):
                 check.fail(key, "allowed: a mapping of settings")
-        object.__setattr__(self, "_sources", parse_sources(self.extra_sources, f"{where}.extra_sources")
-                           if self.extra_sources else [])
-
-    @property
-    def sources(self) -> list[MixedSource]:
-        """The extra sources, parsed by `validate`."""
-        return getattr(self, "_sources", [])
 
 
 @dataclass(frozen=True)
@@ -163,8 +168,8 @@ def challenger_training_rows(new_rows: pd.DataFrame, splits: pd.DataFrame, chall
     train = new_rows.loc[new_rows["origin"] != "test", ["text", "label"]]
     if challenger.include_domain_train:
         train = pd.concat([split_rows(splits, "train"), train], ignore_index=True)
-    if challenger.sources:
-        train = pd.concat([train, mixed_rows(tables, challenger.sources)[["text", "label"]]], ignore_index=True)
+    if challenger.extra_sources:
+        train = pd.concat([train, mixed_rows(tables, challenger.extra_sources)[["text", "label"]]], ignore_index=True)
     if train.empty:
         raise ValueError(f"retraining '{name}': no training rows for the challenger")
     return train.reset_index(drop=True)
@@ -172,7 +177,7 @@ def challenger_training_rows(new_rows: pd.DataFrame, splits: pd.DataFrame, chall
 
 def extra_source_tables(challenger: ChallengerSettings) -> list[str]:
     """The catalog tables the challenger's `extra_sources` read, in a fixed order (node inputs)."""
-    return sorted({source.table for source in challenger.sources})
+    return sorted({source.table for source in challenger.extra_sources})
 
 
 def fit_challenger(train: pd.DataFrame, challenger: ChallengerSettings, name: str) -> Any:
