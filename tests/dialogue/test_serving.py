@@ -60,7 +60,7 @@ def suggester(tmp_path_factory):
         experiment = mlflow.create_experiment("suggester-test", artifact_location=str(root / "artifacts"))
         mlflow.set_experiment(experiment_id=experiment)
         model_uri = log_answer_suggester(classifier, bank, embeddings, "hashing", "suggester",
-                                         registered_model_name=NAME, top_n=2)
+                                         registered_model_name=NAME, top_n=2).model_uri
         node = log_suggester_node(classifier, bank, embeddings,
                                   {"backbone": "hashing", "neighbours": 5, "top_n": 3, "registered_model": NAME})
         loaded = mlflow.pyfunc.load_model(model_uri)

@@ -1,12 +1,35 @@
-"""Synthetic daily counts and small hand-made streams for the monitoring tests."""
+"""Synthetic daily counts, small hand-made streams and a SQLite MLflow store for the monitoring tests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+
+
+@contextlib.contextmanager
+def _sqlite_tracking(root: Path, experiment: str) -> Iterator[str]:
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        mlflow.set_experiment(experiment_id=mlflow.create_experiment(experiment,
+                                                                     artifact_location=str(root / "artifacts")))
+        yield uri
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture(scope="session")
+def sqlite_tracking() -> Callable[[Path, str], contextlib.AbstractContextManager[str]]:
+    """`with sqlite_tracking(root, experiment) as uri:` MLflow tracks to a fresh SQLite store (and
+    registry) under `root`, `experiment` current; the previous tracking URI comes back after."""
+    return _sqlite_tracking
 
 
 def null_daily(

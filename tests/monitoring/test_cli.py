@@ -4,10 +4,13 @@ Champion restore / register against a real registry are in test_registry.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from fastadapt.monitoring.cli import (
     DEFAULT_DECISION_LOG,
@@ -33,9 +36,30 @@ def test_the_tracking_uri_is_conf_local_over_base_and_a_relative_sqlite_path_is_
     assert project_tracking_uri(tmp_path) == "sqlite:////srv/mlflow.db"
 
 
-def test_the_decision_log_is_the_projects_parameter_under_the_given_root(tmp_path):
-    # conf/base/parameters_retraining.yml sets retraining.decision_log to the default path
-    assert project_decision_log(tmp_path) == str(tmp_path / DEFAULT_DECISION_LOG)
+def test_the_decision_log_is_the_projects_catalog_entry_under_the_given_root(tmp_path):
+    assert project_decision_log(tmp_path) == str(tmp_path / DEFAULT_DECISION_LOG)  # no catalog at all
+    # conf/base/catalog_monitoring.yml names the default file
+    assert project_decision_log(REPO_ROOT) == str(REPO_ROOT / DEFAULT_DECISION_LOG)
+    (tmp_path / "conf" / "local").mkdir(parents=True)
+    (tmp_path / "conf" / "local" / "catalog.yml").write_text(
+        '"retraining.{name}.{step}_log":\n  type: text.TextDataset\n  filepath: logs/decisions.jsonl\n')
+    assert project_decision_log(tmp_path) == str(tmp_path / "logs" / "decisions.jsonl")
+
+
+def test_a_record_is_appended_through_the_catalogs_own_dataset(tmp_path):
+    from kedro.io import DataCatalog
+
+    from fastadapt.monitoring.cli import append_decision
+
+    config = yaml.safe_load((REPO_ROOT / "conf" / "base" / "catalog_monitoring.yml").read_text())
+    entry = {**config["retraining.{name}.{step}_log"], "filepath": str(tmp_path / "decisions.jsonl")}
+    catalog = DataCatalog.from_config({"retraining.{name}.{step}_log": entry})
+    catalog.save("retraining.fin.seed_log", '{"action": "first_champion", "name": "fin"}\n')
+    catalog.save("retraining.fin.decision_log", "")  # a kept champion: nothing to add
+    append_decision(tmp_path / "decisions.jsonl", {"name": "fin", "action": "restored"})
+    catalog.save("retraining.other.decision_log", '{"action": "promoted", "name": "other"}\n')
+    lines = (tmp_path / "decisions.jsonl").read_text().splitlines()
+    assert [json.loads(line)["action"] for line in lines] == ["first_champion", "restored", "promoted"]
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from fastadapt.monitoring.drift import drift_report, label_shift_test, mmd_permutation_test
+from fastadapt.config import ConfigError
+from fastadapt.monitoring.drift import (
+    DriftSettings,
+    drift_report,
+    label_shift_test,
+    mmd_permutation_test,
+)
 
 
 def gaussians(seed: int, shift: float, n: int = 150, dim: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -82,13 +88,13 @@ def test_label_shift():
 def test_drift_report_recommends_retraining_on_drift_only():
     x, y = gaussians(6, shift=0.5)
     labels = ["pos"] * 75 + ["neg"] * 75
-    drifted = drift_report(x, y, labels, labels, n_permutations=200)
+    drifted = drift_report(x, y, labels, labels, DriftSettings(n_permutations=200))
     assert drifted["retraining_recommended"] and drifted["embedding_drift"]
     assert not drifted["label_shift"]
     assert "embeddings" in drifted["reason"]
 
     x, z = gaussians(7, shift=0.0)
-    calm = drift_report(x, z, labels, labels, n_permutations=200)
+    calm = drift_report(x, z, labels, labels, DriftSettings(n_permutations=200))
     assert not calm["retraining_recommended"]
     assert calm["reason"].startswith("No retraining needed")
 
@@ -101,7 +107,7 @@ def test_a_tiny_significant_label_shift_does_not_trigger_retraining():
     big = 200_000
     reference = ["pos"] * (big // 2) + ["neg"] * (big // 2)
     current = ["pos"] * int(big * 0.52) + ["neg"] * int(big * 0.48)
-    report = drift_report(None, None, reference, current, min_label_shift=0.05)
+    report = drift_report(None, None, reference, current, DriftSettings(min_label_shift=0.05))
     assert report["labels"]["p_value"] < 1e-10
     assert not report["retraining_recommended"]
     assert "small" in report["label_note"]
@@ -109,7 +115,20 @@ def test_a_tiny_significant_label_shift_does_not_trigger_retraining():
 
 def test_drift_report_warns_when_permutations_cannot_reach_the_level():
     x, y = gaussians(8, shift=1.0, n=40)
-    report = drift_report(x, y, n_permutations=50, alpha=0.01)
+    report = drift_report(x, y, settings=DriftSettings(n_permutations=50, alpha=0.01))
     assert not report["embedding_drift"] and "raise n_permutations" in report["note"]
     with pytest.raises(ValueError, match="embeddings and/or labels"):
         drift_report(None, None)
+
+
+def test_drift_settings_defaults_are_the_projects_and_mistakes_name_the_parameter():
+    import yaml
+    from conftest import REPO_ROOT
+
+    block = yaml.safe_load((REPO_ROOT / "conf/base/parameters_monitoring.yml").read_text())["monitoring"]["drift"]
+    assert DriftSettings.from_params(block, where="monitoring.drift") == DriftSettings()
+    assert (DriftSettings().max_samples, DriftSettings().n_permutations) == (500, 500)
+    with pytest.raises(ConfigError, match=r"^monitoring\.drift\.alpha is 1\.5; allowed: a number > 0\.0 and < 1\.0$"):
+        DriftSettings.from_params({"alpha": 1.5}, where="monitoring.drift")
+    with pytest.raises(ConfigError, match=r"^monitoring\.drift\.current_days is 0; allowed: an integer >= 1$"):
+        DriftSettings.from_params({"current_days": 0, "embedder": None}, where="monitoring.drift")

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from fastadapt.models.baselines import TfidfLogisticRegression
 from fastadapt.models.persistence import save_model
 from fastadapt.monitoring import registry
+from fastadapt.monitoring.cli import append_decision
 from fastadapt.monitoring.cli import main as cli
 
 GOOD = ["profit", "growth", "gain", "record", "beat", "upgrade"]
@@ -45,16 +46,11 @@ def model(noise: float, seed: int = 0) -> TfidfLogisticRegression:
 
 
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
+def tracking(tmp_path_factory, sqlite_tracking):
     """A fresh SQLite tracking store and registry, the current MLflow URI for the module."""
     root = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.create_experiment("registry-test", artifact_location=str(root / "artifacts"))
-    mlflow.set_experiment(experiment_id=experiment)
-    yield {"root": root, "uri": uri, "log": root / "decisions.jsonl"}
-    mlflow.set_tracking_uri(previous)
+    with sqlite_tracking(root, "registry-test") as uri:
+        yield {"root": root, "uri": uri, "log": root / "decisions.jsonl"}
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +66,15 @@ def champion(name: str) -> str:
 
 def test_champion_challenger_both_ways_then_restore(tracking, models):
     name, log = "sentiment", tracking["log"]
-    first = registry.champion_challenger(models["weak"], name, TEST, margin=0.05, decision_log=log)
+    first = registry.champion_challenger(models["weak"], name, TEST, margin=0.05)
     assert first["action"] == "first_champion" and first["promoted"]
     assert champion(name) == "1"
+    assert not log.exists()  # the registry only returns the record: the caller (catalog, CLI) logs it
+    append_decision(log, first)
 
     # A better challenger (by more than the margin) is promoted.
-    second = registry.champion_challenger(models["strong"], name, TEST, margin=0.05, decision_log=log)
+    second = registry.champion_challenger(models["strong"], name, TEST, margin=0.05)
+    append_decision(log, second)
     assert second["action"] == "promoted" and champion(name) == "2"
     assert second["champion_score"] == pytest.approx(first["challenger_score"])
     assert second["challenger_score"] - second["champion_score"] >= 0.05
@@ -83,7 +82,8 @@ def test_champion_challenger_both_ways_then_restore(tracking, models):
     assert version.tags["previous_champion"] == "1" and version.tags["decision"] == "promoted"
 
     # A worse challenger is registered but not promoted.
-    third = registry.champion_challenger(models["weak"], name, TEST, margin=0.05, decision_log=log)
+    third = registry.champion_challenger(models["weak"], name, TEST, margin=0.05)
+    append_decision(log, third)
     assert third["action"] == "rejected" and not third["promoted"] and champion(name) == "2"
     assert third["challenger_version"] == 3 and third["delta"] < 0
 
@@ -103,6 +103,7 @@ def test_champion_challenger_both_ways_then_restore(tracking, models):
 
     # Restore: back to version 1; once more, nothing earlier to go back to.
     restored = registry.restore_previous_champion(name, log)
+    append_decision(log, restored)
     assert restored["champion_version_before"] == 2 and champion(name) == "1"
     assert MlflowClient().get_model_version(name, "2").tags.get("demoted_at")
     with pytest.raises(registry.RegistryError, match="nothing to restore"):
@@ -134,8 +135,8 @@ def test_restore_command_line(tracking, models):
     args = ["--tracking-uri", tracking["uri"], "--decision-log", str(log)]
     result = runner.invoke(cli, ["restore-champion", "--name", name, *args])
     assert result.exit_code != 0 and "has no 'champion' alias" in result.output
-    registry.ensure_champion(models["weak"], name, TEST, decision_log=log)
-    registry.champion_challenger(models["strong"], name, TEST, margin=0.01, decision_log=log)
+    append_decision(log, registry.ensure_champion(models["weak"], name, TEST))
+    append_decision(log, registry.champion_challenger(models["strong"], name, TEST, margin=0.01))
     assert champion(name) == "2"
     result = runner.invoke(cli, ["restore-champion", "--name", name, "--reason", "bad week", *args])
     assert result.exit_code == 0, result.output
@@ -143,8 +144,13 @@ def test_restore_command_line(tracking, models):
     assert json.loads(log.read_text().splitlines()[-1])["reason"] == "bad week"
     listing = runner.invoke(cli, ["versions", "--name", name, "--tracking-uri", tracking["uri"]])
     assert listing.exit_code == 0 and "champion" in listing.output
-    # ensure_champion leaves an existing champion alone.
-    assert registry.ensure_champion(models["strong"], name, TEST)["action"] == "kept" and champion(name) == "1"
+    # ensure_champion leaves an existing champion alone, and a kept champion adds no line to the log.
+    kept = registry.ensure_champion(models["strong"], name, TEST)
+    assert kept["action"] == "kept" and champion(name) == "1" and registry.decision_line(kept) == ""
+    lines = log.read_text().splitlines()
+    append_decision(log, kept)
+    assert log.read_text().splitlines() == lines and [json.loads(line)["action"] for line in lines] == [
+        "first_champion", "promoted", "restored"]
 
 
 def record(output: str) -> dict:

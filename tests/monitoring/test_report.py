@@ -7,8 +7,8 @@ import pandas as pd
 
 from fastadapt.monitoring.aggregate import daily_counts
 from fastadapt.monitoring.report import render_report
+from fastadapt.monitoring.surge import ALERT_COLUMNS
 from fastadapt.pipelines.monitoring.nodes import (
-    ALERT_COLUMNS,
     assess_drift,
     check_on_labelled,
     detect_alerts,

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fastadapt.config import ConfigError
 from fastadapt.models.baselines import CrfTagger, TfidfLogisticRegression
 from fastadapt.monitoring.scoring import (
     EntityConfig,
@@ -93,10 +94,14 @@ def test_a_real_tfidf_model_scores_the_same_as_its_own_predict():
 def test_bad_settings_name_the_parameter():
     with pytest.raises(ValueError, match="negative_label 'negative' is none of the model's labels"):
         score_stream(stream(), CountingClassifier(), ScoringConfig(progress=False))
-    with pytest.raises(ValueError, match="scoring.batch_size"):
-        ScoringConfig(batch_size=0)
-    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['batch'\]"):
-        ScoringConfig.from_dict({"batch": 3})
+    with pytest.raises(ConfigError, match=r"^monitoring\.scoring\.batch_size is 0; allowed: an integer >= 1$"):
+        ScoringConfig.from_params({"batch_size": 0}, where="monitoring.scoring")
+    with pytest.raises(ConfigError, match=r"^monitoring\.scoring: unknown setting\(s\) \['batch'\]"):
+        ScoringConfig.from_params({"batch": 3}, where="monitoring.scoring")
+    with pytest.raises(ConfigError, match=r"^monitoring\.entities\.entity_types is 'ORG'; allowed: a list"):
+        EntityConfig.from_params({"entity_types": "ORG"}, where="monitoring.entities")
+    with pytest.raises(ConfigError, match=r"^monitoring\.entities\.min_length is 0; allowed: an integer >= 1$"):
+        EntityConfig.from_params({"min_length": 0}, where="monitoring.entities")
     with pytest.raises(TypeError, match="must be a TextClassifier"):
         score_stream(stream(), object(), ScoringConfig(progress=False))
     with pytest.raises(KeyError, match="no column 'text'"):

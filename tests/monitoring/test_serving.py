@@ -47,16 +47,10 @@ def model() -> TfidfLogisticRegression:
 
 
 @pytest.fixture(scope="module")
-def server_registry(tmp_path_factory, model) -> str:
+def server_registry(tmp_path_factory, model, sqlite_tracking) -> str:
     """A SQLite registry whose `served_sentiment` champion is `model`; its tracking URI."""
-    root = tmp_path_factory.mktemp("serving")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.create_experiment("serving-test", artifact_location=str(root / "artifacts"))
-    mlflow.set_experiment(experiment_id=experiment)
-    registry.ensure_champion(model, NAME)
-    mlflow.set_tracking_uri(previous)
+    with sqlite_tracking(tmp_path_factory.mktemp("serving"), "serving-test") as uri:
+        registry.ensure_champion(model, NAME)
     return uri
 
 

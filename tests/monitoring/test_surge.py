@@ -4,6 +4,7 @@ import pytest
 from scipy.stats import binom, binomtest
 from statsmodels.stats.multitest import multipletests
 
+from fastadapt.config import ConfigError
 from fastadapt.monitoring.surge import (
     SurgeConfig,
     attach_headlines,
@@ -42,14 +43,14 @@ def series(entity: str, n: list[int], negative: list[int]) -> pd.DataFrame:
     ],
 )
 def test_invalid_config_names_the_parameter(values, name):
-    with pytest.raises(ValueError, match=name):
-        SurgeConfig(**values)
+    with pytest.raises(ConfigError, match=rf"^monitoring\.surge\.{name} is .*; allowed: "):
+        SurgeConfig.from_params(values, where="monitoring.surge")
 
 
 def test_config_from_parameters_rejects_unknown_keys():
-    assert SurgeConfig.from_dict({"alpha": 0.05}).alpha == 0.05
-    with pytest.raises(ValueError, match="baseline_dayz"):
-        SurgeConfig.from_dict({"baseline_dayz": 3})
+    assert SurgeConfig.from_params({"alpha": 0.05}, where="monitoring.surge").alpha == 0.05
+    with pytest.raises(ConfigError, match=r"^monitoring\.surge: unknown setting\(s\) \['baseline_dayz'\]"):
+        SurgeConfig.from_params({"baseline_dayz": 3}, where="monitoring.surge")
 
 
 # ---------------------------------------------------------------- the test itself

@@ -125,7 +125,7 @@ def project(tmp_path_factory) -> Path:
     settings["report"]["recent_days"] = 10
     write_yaml(base / "parameters_monitoring.yml", monitoring)
     write_yaml(base / "parameters_retraining.yml", {"retraining": {
-        "decision_log": "data/08_reporting/retraining/decisions.jsonl", "metric": "macro_f1", "margin": 0.05,
+        "metric": "macro_f1", "margin": 0.05,
         "models": {"tiny_sentiment": {
             "domain": "tiny_sentiment", "current": "tiny_sentiment.model.tfidf", "labelled_folder": "tasks.tiny_new",
             "reader": "labelled_csv", "reader_options": {}, "test_sets": ["domain", "new"],
@@ -227,6 +227,20 @@ def test_retraining_promotes_then_keeps_then_restores(project, monitored):
     assert "restored from version 2 to 1" in result.output
     assert json.loads(log.read_text().splitlines()[-1])["action"] == "restored"
     assert (project / "data" / "08_reporting" / "retraining" / "tiny_sentiment" / "decision.json").is_file()
+
+
+def test_a_monitoring_mistake_is_one_line_through_the_kedro_cli(project, monitored):
+    """A wrong value in conf/local stops `kedro run` with one line naming the parameter, no traceback."""
+    from test_cli_errors import kedro, one_error_line
+
+    local = project / "conf" / "local" / "parameters_monitoring.yml"
+    assert not local.exists()
+    write_yaml(local, {"monitoring": {"surge": {"alpha": 1.5}}})
+    try:
+        line = one_error_line(*kedro(project, "run", "--pipelines", "monitoring"))
+    finally:
+        local.unlink()
+    assert line == "Error: monitoring.surge.alpha is 1.5; allowed: a number > 0.0 and < 1.0"
 
 
 def test_the_repository_parameters_build_both_pipelines():

@@ -9,7 +9,12 @@ import pytest
 from fastadapt.adaptation import EncoderClassifier
 from fastadapt.config import ConfigError
 from fastadapt.datasets import ModelDirectoryDataset
-from fastadapt.pipelines.retraining.nodes import challenger_training_rows, fit_challenger
+from fastadapt.monitoring.retraining import (
+    ChallengerSettings,
+    RetrainingSettings,
+    challenger_training_rows,
+)
+from fastadapt.pipelines.retraining.nodes import fit_challenger
 from fastadapt.pipelines.retraining.pipeline import model_retraining
 
 SPLITS = pd.DataFrame({"text": ["profits soar", "shares plunge", "sales flat", "record growth"],
@@ -33,7 +38,8 @@ RETRAINING = {"models": {"fin": {"domain": "fin", "current": "fin.model.tfidf", 
 
 
 def test_training_rows_mix_the_sources_and_leave_the_later_posts_out():
-    rows = challenger_training_rows(NEW, SPLITS, CHALLENGER, {"news_stream": STREAM}, "fin")
+    challenger = ChallengerSettings.from_params(CHALLENGER, where="retraining.models.fin.challenger")
+    rows = challenger_training_rows(NEW, SPLITS, challenger, {"news_stream": STREAM}, "fin")
     assert rows["text"].tolist() == ["profits soar", "shares plunge", "sales flat", "stock to the moon",
                                      "sell everything now", "$X rallies", "$X dumps"]
     assert rows["label"].tolist()[-2:] == ["positive", "negative"]
@@ -60,3 +66,32 @@ def test_a_bad_adapt_strategy_names_the_parameter():
                                      "challenger": {**CHALLENGER, "adapt": {"strategy": "magic"}}}}}
     with pytest.raises(ConfigError, match=r"retraining\.models\.fin\.challenger\.adapt\.strategy is 'magic'"):
         fit_challenger(NEW, SPLITS, retraining, STREAM, name="fin")
+
+
+@pytest.mark.parametrize(("retraining", "message"), [
+    ({"margin": -0.1}, "retraining.margin is -0.1; allowed: a number >= 0.0"),
+    ({"metric": "auc"}, "retraining.metric is 'auc'; allowed: ['macro_f1', 'accuracy', 'weighted_f1']"),
+    ({"models": {"fin": {"domain": "fin"}}}, "retraining.models.fin needs `domain` (its splits) and `current`"),
+    ({"models": {"fin": {**RETRAINING["models"]["fin"], "test_sets": ["old"]}}},
+     "retraining.models.fin.test_sets is ('old',); allowed: a non-empty list of ['domain', 'new']"),
+    ({"models": {"fin": {**RETRAINING["models"]["fin"], "challenger": {"kind": "svm"}}}},
+     "retraining.models.fin.challenger.kind is 'svm'; allowed: ['tfidf', 'adaptation']"),
+    ({"models": {"fin": {**RETRAINING["models"]["fin"], "challenger": {"num_thread": 1}}}},
+     "retraining.models.fin.challenger: unknown setting(s) ['num_thread']"),
+    ({"decision_log": "x.jsonl"}, "retraining.decision_log is no longer a parameter: the decision log is the catalog"),
+])
+def test_a_retraining_mistake_is_one_line_naming_the_parameter(retraining, message):
+    with pytest.raises(ConfigError) as error:
+        RetrainingSettings.from_params(retraining)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_retraining_defaults_are_the_projects():
+    import yaml
+    from conftest import REPO_ROOT
+
+    base = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_retraining.yml").read_text())["retraining"]
+    settings = RetrainingSettings.from_params(base)
+    assert (settings.metric, settings.margin) == (RetrainingSettings().metric, RetrainingSettings().margin)
+    assert settings.model("finance_sentiment").challenger.kind == "adaptation"
+    assert settings.model("customer_intent").labelled_folder is None

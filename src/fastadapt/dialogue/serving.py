@@ -27,13 +27,14 @@ given per request (``{"dataframe_split": ..., "params": {"top_n": 5}}``), from 1
 
 Usage::
 
-    uri = log_answer_suggester(classifier, bank, embeddings, "minilm-l6", "answer_suggester",
-                               registered_model_name="answer_suggester")
+    info = log_answer_suggester(classifier, bank, embeddings, "minilm-l6", "answer_suggester",
+                                registered_model_name="answer_suggester")
     mlflow models serve -m models:/answer_suggester/1 --env-manager local
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +51,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
+from fastadapt.dialogue.settings import AnswerSuggestionSettings
 from fastadapt.dialogue.suggest import AnswerSuggester
 from fastadapt.monitoring.registry import pinned_requirements
 from fastadapt.monitoring.serving import (
@@ -57,8 +59,8 @@ from fastadapt.monitoring.serving import (
     DEFAULT_MAX_TEXT_CHARS,
     TEXT_COLUMN,
     load_model_artifact,
+    request_texts,
     save_model_artifact,
-    validate_texts,
 )
 
 CLASSIFIER_ARTIFACT = "classifier"
@@ -170,11 +172,7 @@ class AnswerSuggesterModel(PythonModel):
     def predict(
         self, context: PythonModelContext | None, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        if self.suggester is None:
-            if context is None:
-                raise MlflowException("the model is not loaded: load it with mlflow.pyfunc.load_model")
-            self.load_context(context)
-        texts = validate_texts(model_input, self.max_text_chars, self.max_batch)
+        texts = request_texts(self, self.suggester is not None, context, model_input)
         top_n = (params or {}).get("top_n", self.top_n)
         if isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)) or not 1 <= top_n <= MAX_TOP_N:
             raise _invalid(f"top_n must be an integer from 1 to {MAX_TOP_N}; got {top_n!r}")
@@ -202,7 +200,7 @@ def _requirements(classifier: Any, backbone: str) -> list[str]:
     return pinned_requirements(names)
 
 
-def _log(
+def log_answer_suggester(
     classifier: Any,
     bank: pd.DataFrame,
     embeddings: pd.DataFrame,
@@ -214,13 +212,20 @@ def _log(
     batch_size: int = 64,
     device: str = "auto",
 ) -> ModelInfo:
+    """Log the suggester as pyfunc model ``name`` in the active run (else a run of its own).
+
+    ``embeddings`` are ``embed_reply_bank``'s (one row per bank row), made with ``backbone``.
+    With ``registered_model_name`` a registry version is created too. ``top_n`` is the default
+    per request. Returns MLflow's ``ModelInfo`` (``model_uri``, ``registered_model_version``).
+    """
     table = bank_table(bank, embeddings)
     if not 1 <= int(top_n) <= MAX_TOP_N:
         raise ValueError(f"top_n must be from 1 to {MAX_TOP_N}; got {top_n}")
     backbone = str(backbone)
     in_artifact = backbone != HASHING and Path(backbone).is_dir()
     python_model = AnswerSuggesterModel(None if in_artifact else backbone, neighbours, top_n, batch_size, device)
-    with tempfile.TemporaryDirectory(prefix="fastadapt-suggester-") as folder:
+    own_run = mlflow.start_run(run_name=f"answer suggester {name}") if mlflow.active_run() is None else None
+    with own_run or contextlib.nullcontext(), tempfile.TemporaryDirectory(prefix="fastadapt-suggester-") as folder:
         folder = Path(folder)
         target = folder / "classifier"
         artifacts = {CLASSIFIER_ARTIFACT: str(save_model_artifact(classifier, target)),
@@ -238,42 +243,24 @@ def _log(
         )
 
 
-def log_answer_suggester(
-    classifier: Any,
-    bank: pd.DataFrame,
-    embeddings: pd.DataFrame,
-    backbone: str,
-    name: str,
-    registered_model_name: str | None = None,
-    **options: Any,
-) -> str:
-    """Log the suggester as pyfunc model ``name`` (in the active run, else a run of its own); its URI.
-
-    ``embeddings`` are ``embed_reply_bank``'s (one row per bank row), made with ``backbone``.
-    With ``registered_model_name`` a registry version is created too. ``options``:
-    ``neighbours``, ``top_n`` (the default per request), ``batch_size``, ``device``.
-    """
-    if mlflow.active_run() is None:
-        with mlflow.start_run(run_name=f"answer suggester {name}"):
-            return _log(classifier, bank, embeddings, backbone, name, registered_model_name, **options).model_uri
-    return _log(classifier, bank, embeddings, backbone, name, registered_model_name, **options).model_uri
-
-
 def log_suggester_node(
     classifier: Any, reply_bank: pd.DataFrame, reply_bank_embeddings: pd.DataFrame, params: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Kedro node: log and register the suggester built from the answer_suggestion params.
 
-    Uses ``backbone``, ``neighbours``, ``top_n``, ``batch_size``, ``device`` and the optional
-    ``registered_model`` (default ``answer_suggester``). Returns the model URI, the registered
-    name, version and its ``models:/<name>/<version>`` URI, and the run id.
+    Uses ``backbone``, ``neighbours``, ``top_n``, ``batch_size``, ``device`` and
+    ``registered_model`` of `AnswerSuggestionSettings`. Returns the model URI, the registered
+    name, version and its ``models:/<name>/<version>`` URI, and the run id. The registration
+    happens here, not through the catalog: kedro-mlflow 2.x has no dataset that registers a pyfunc
+    model with its artifacts and hands back the version this record names.
     """
-    registered = str(params.get("registered_model", "answer_suggester"))
-    options = {key: params[key] for key in ("neighbours", "top_n", "batch_size", "device") if key in params}
+    settings = AnswerSuggestionSettings.from_params(params, where="answer_suggestion")
+    registered = settings.registered_model
     run = mlflow.active_run()
     with mlflow.start_run(run_name=f"answer suggester {registered}", nested=run is not None) as active:
-        info = _log(classifier, reply_bank, reply_bank_embeddings, str(params["backbone"]), "answer_suggester",
-                    registered, **options)
+        info = log_answer_suggester(classifier, reply_bank, reply_bank_embeddings, settings.backbone,
+                                    "answer_suggester", registered, neighbours=settings.neighbours,
+                                    top_n=settings.top_n, batch_size=settings.batch_size, device=settings.device)
         run_id = active.info.run_id
     version = None if info.registered_model_version is None else str(info.registered_model_version)
     return {
@@ -282,7 +269,7 @@ def log_suggester_node(
         "version": version,
         "registered_model_uri": f"models:/{registered}/{version}",
         "run_id": run_id,
-        "backbone": str(params["backbone"]),
+        "backbone": settings.backbone,
         "n_pairs": len(reply_bank),
     }
 

@@ -17,6 +17,11 @@ ALL_ENTITY = "__all__"
 DAILY_COLUMNS = ["entity", "day", "n", "n_negative", "negative_share", "mean_score"]
 
 
+def day_strings(values: pd.Series) -> list[str | None]:
+    """Dates as ``YYYY-MM-DD`` strings (None where missing), as the reports and JSON files show them."""
+    return [None if pd.isna(v) else pd.Timestamp(v).strftime("%Y-%m-%d") for v in values]
+
+
 def _is_listlike(value: object) -> bool:
     return isinstance(value, (list, tuple, set, frozenset, np.ndarray))
 

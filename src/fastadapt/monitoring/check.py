@@ -3,18 +3,146 @@
 Gold surge days are the windows the surge test flags when fed gold labels, predicted surge days
 those it flags when fed a model's labels on the same items; predicted days are scored against
 gold days with a tolerance, and a control with each entity's dates shuffled shows how many
-alerts the test raises when labels carry no time structure.
+alerts the test raises when labels carry no time structure. :func:`labelled_check` runs all of
+it on a scored stream with :class:`CheckSettings` (``monitoring.check``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fastadapt.monitoring.aggregate import ALL_ENTITY, daily_counts
+from fastadapt.config import Checks, Settings
+from fastadapt.monitoring.aggregate import ALL_ENTITY, daily_counts, day_strings
 from fastadapt.monitoring.surge import SurgeConfig, detect_surges
+
+
+@dataclass(frozen=True)
+class CheckSettings(Settings):
+    """The labelled check (`monitoring.check`): which rows carry gold labels, and how to compare.
+
+    - ``source``: the stream source with gold labels (None: every row with a gold label);
+    - ``entity_column``, ``gold_label_column``, ``gold_negative_label``: where the gold is;
+    - ``tolerance_days``: how far a predicted surge day may be from a gold one;
+    - ``control_seed``: the shuffled-dates control's seed;
+    - ``date_from`` / ``date_until``: only rows published in [date_from, date_until) (None: open).
+    """
+
+    source: str | None = "stockemotions"
+    entity_column: str = "ticker"
+    gold_label_column: str = "label"
+    gold_negative_label: str = "bearish"
+    tolerance_days: int = 1
+    control_seed: int = 0
+    date_from: str | None = "2020-09-01"
+    date_until: str | None = None
+
+    def validate(self, where: str = "monitoring.check") -> None:
+        check = Checks(self, where)
+        check.text("source", optional=True)
+        check.text("entity_column")
+        check.text("gold_label_column")
+        check.text("gold_negative_label")
+        check.integer("tolerance_days", 0)
+        check.integer("control_seed", 0)
+        for key in ("date_from", "date_until"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            try:
+                valid = isinstance(value, (str, dt.date)) and not pd.isna(pd.Timestamp(str(value)))
+            except ValueError:
+                valid = False
+            if not valid:
+                check.fail(key, "allowed: a date such as \"2020-09-01\", or null")
+
+
+def _labelled_rows(scored_stream: pd.DataFrame, settings: CheckSettings) -> pd.DataFrame:
+    """The rows of ``settings.source`` with a gold label and an entity, in the date range."""
+    rows = scored_stream
+    if settings.source:
+        rows = rows[rows["source"] == settings.source]
+    rows = rows[rows[settings.gold_label_column].notna() & rows[settings.entity_column].notna()]
+    if settings.date_from is not None or settings.date_until is not None:
+        days = pd.to_datetime(rows["published_at"])
+        keep = pd.Series(True, index=rows.index)
+        if settings.date_from is not None:
+            keep &= days >= pd.Timestamp(str(settings.date_from))
+        if settings.date_until is not None:
+            keep &= days < pd.Timestamp(str(settings.date_until))
+        rows = rows[keep]
+    return rows.reset_index(drop=True)
+
+
+def _surge_day_list(alerts: pd.DataFrame) -> list[list[str]]:
+    if alerts.empty:
+        return []
+    days = pd.DataFrame({"entity": alerts["entity"].astype(str),
+                         "day": day_strings(alerts["window_end"])}).drop_duplicates()
+    return days.sort_values(["day", "entity"]).values.tolist()
+
+
+def _share(values: pd.Series) -> float | None:
+    return float(values.mean()) if len(values) else None
+
+
+def labelled_check(
+    scored_stream: pd.DataFrame, settings: CheckSettings, surge: SurgeConfig, negative_label: str
+) -> dict[str, Any]:
+    """Predicted surge days against the gold ones on the labelled rows, and the shuffled control.
+
+    ``negative_label`` is the model's reported negative label (``monitoring.scoring``). Returns a
+    record with ``status`` ``checked`` (precision, recall, the control's alert counts, the item
+    agreement and both lists of surge days) or ``no_labelled_rows`` with the reason.
+    """
+    gold_column, entity, gold_negative = (settings.gold_label_column, settings.entity_column,
+                                          settings.gold_negative_label)
+    if gold_column not in scored_stream.columns or entity not in scored_stream.columns:
+        return {"status": "no_labelled_rows", "reason": f"the stream has no '{gold_column}' / '{entity}' columns"}
+    rows = _labelled_rows(scored_stream, settings)
+    date_from, date_until = settings.date_from, settings.date_until
+    if rows.empty:
+        return {"status": "no_labelled_rows", "source": settings.source,
+                "reason": f"no labelled rows from source '{settings.source}' in the scored stream"
+                          f" between {date_from} and {date_until}"}
+    gold = surge_days_from_labels(rows, gold_column, gold_negative, entity, surge)
+    predicted = surge_days_from_labels(rows, "predicted", negative_label, entity, surge)
+    scores = compare_surge_days(gold, predicted, settings.tolerance_days)
+    shuffled = shuffled_dates_control(rows, entity, seed=settings.control_seed)
+    control_gold = surge_days_from_labels(shuffled, gold_column, gold_negative, entity, surge)
+    control_predicted = surge_days_from_labels(shuffled, "predicted", negative_label, entity, surge)
+    is_gold_negative = rows[gold_column].astype(str) == str(gold_negative)
+    is_predicted_negative = rows["predicted"].astype(str) == str(negative_label)
+    return {
+        "status": "checked",
+        "source": settings.source,
+        "n_items": len(rows),
+        "n_entities": int(rows[entity].nunique()),
+        "date_from": None if date_from is None else str(date_from),
+        "date_until": None if date_until is None else str(date_until),
+        "gold_negative_label": gold_negative,
+        "predicted_negative_label": negative_label,
+        "tolerance_days": settings.tolerance_days,
+        **scores,
+        "n_tests": int(gold.attrs.get("n_tests", 0)),
+        "control_seed": settings.control_seed,
+        "control_alerts_gold": len(control_gold),
+        "control_alerts_predicted": len(control_predicted),
+        "control_n_tests": int(control_gold.attrs.get("n_tests", 0)),
+        "item_agreement": {
+            "gold_negative_share": float(is_gold_negative.mean()),
+            "predicted_negative_share": float(is_predicted_negative.mean()),
+            "predicted_negative_given_gold_negative": _share(is_predicted_negative[is_gold_negative]),
+            "predicted_negative_given_gold_other": _share(is_predicted_negative[~is_gold_negative]),
+        },
+        "gold_days": _surge_day_list(gold),
+        "predicted_days": _surge_day_list(predicted),
+    }
 
 
 def surge_days_from_labels(

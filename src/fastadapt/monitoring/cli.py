@@ -7,8 +7,10 @@
 
 The MLflow tracking URI is ``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else the project's
 ``server.mlflow_tracking_uri`` (conf/local over conf/base ``mlflow.yml``), a relative SQLite path
-taken from the project folder. The decision log is ``--decision-log``, else the project's
-``retraining.decision_log`` parameter.
+taken from the project folder. The decision log is ``--decision-log``, else the file of the
+project's catalog entry ``retraining.{name}.{step}_log``; a command appends its record to it
+through the same dataset (kedro-datasets ``TextDataset`` in append mode) that the retraining
+nodes write to.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import yaml
 from fastadapt.config import project_root
 
 DEFAULT_DECISION_LOG = "data/08_reporting/retraining/decisions.jsonl"
+DECISION_LOG_ENTRY = "retraining.{name}.{step}_log"
 
 
 def project_tracking_uri(root: Path | None = None) -> str:
@@ -45,15 +48,31 @@ def project_tracking_uri(root: Path | None = None) -> str:
 
 
 def project_decision_log(root: Path | None = None) -> str:
+    """The decision log's file: the project's catalog entry (conf/local over conf/base), under `root`."""
     root = root or project_root()
-    try:
-        from fastadapt.config import project_parameters
-
-        value = (project_parameters().get("retraining") or {}).get("decision_log")
-    except Exception:  # a broken or absent project configuration: fall back to the default
-        value = None
+    value = None
+    for env in ("local", "base"):
+        for path in sorted((root / "conf" / env).glob("catalog*.yml")):
+            entry = (yaml.safe_load(path.read_text()) or {}).get(DECISION_LOG_ENTRY)
+            if isinstance(entry, dict) and entry.get("filepath"):
+                value = entry["filepath"]
+        if value:
+            break
     path = Path(value or DEFAULT_DECISION_LOG)
     return str(path if path.is_absolute() else root / path)
+
+
+def append_decision(path: str | Path, record: dict) -> None:
+    """Append one decision record to the log at `path`, as the catalog dataset does."""
+    # Imported here: kedro-datasets is the catalog's own dataset type, and only this command and
+    # the catalog write the log (the registry module stays free of Kedro).
+    from kedro_datasets.text import TextDataset
+
+    from fastadapt.monitoring.registry import decision_line
+
+    line = decision_line(record)
+    if line:
+        TextDataset(filepath=str(path), fs_args={"open_args_save": {"mode": "a"}}).save(line)
 
 
 def _connect(tracking_uri: str | None) -> str:
@@ -85,9 +104,11 @@ def restore_champion(name: str, reason: str, tracking_uri: str | None, decision_
 
     uri = _connect(tracking_uri)
     try:
-        record = restore_previous_champion(name, decision_log or project_decision_log(), reason)
+        log_path = decision_log or project_decision_log()
+        record = restore_previous_champion(name, log_path, reason)
     except RegistryError as error:
         raise click.ClickException(str(error)) from None
+    append_decision(log_path, record)
     click.echo(f"{name}: champion restored from version {record['champion_version_before']} to "
                f"{record['champion_version_after']} ({uri})")
 
@@ -121,7 +142,6 @@ def register(name: str, model_path: str, promote: bool, tracking_uri: str | None
     from fastadapt.monitoring.registry import (
         CHAMPION,
         _now,
-        append_decision,
         champion_version,
         ensure_champion,
         log_classifier,
@@ -132,7 +152,7 @@ def register(name: str, model_path: str, promote: bool, tracking_uri: str | None
     model = load_model_artifact(model_path)
     log_path = decision_log or project_decision_log()
     if champion_version(name) is None:
-        record = ensure_champion(model, name, decision_log=log_path, context={"source": str(model_path)})
+        record = ensure_champion(model, name, context={"source": str(model_path)})
     else:
         with mlflow.start_run(run_name=f"register {name}"):
             version = log_classifier(model, name, tags={"decision": "promoted" if promote else "registered",
@@ -145,7 +165,7 @@ def register(name: str, model_path: str, promote: bool, tracking_uri: str | None
             MlflowClient().set_registered_model_alias(name, CHAMPION, version.version)
             record.update(action="promoted_by_hand", champion_version_before=previous.version,
                           champion_version_after=version.version)
-        append_decision(log_path, record)
+    append_decision(log_path, record)
     click.echo(json.dumps(record, default=str))
 
 

@@ -4,15 +4,65 @@
   heuristic bandwidth, unbiased MMD², permutation p-value);
 - :func:`label_shift_test`: chi-squared test of the label distributions (gold or predicted);
 - :func:`drift_report`: both, and whether retraining is recommended, in plain words.
+
+:class:`DriftSettings` (``monitoring.drift``) holds every setting and the only defaults, those of
+``conf/base/parameters_monitoring.yml``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2_contingency
+
+from fastadapt.config import Checks, ConfigError, Settings
+
+
+@dataclass(frozen=True)
+class DriftSettings(Settings):
+    """The drift test (`monitoring.drift`): the windows, the embedder and the two tests.
+
+    - ``current_days`` / ``reference_days``: the stream's last days, and the days before them;
+    - ``sources``: only these stream sources in both windows (None: all);
+    - ``embedder``: ``minilm-l6``, a backbone directory, ``model`` (the scoring model's own
+      ``embed``) or None (the label test only); ``batch_size``, ``max_length``, ``device`` and
+      ``num_threads`` (None: torch's default) are its settings;
+    - ``max_samples`` per window (drawn with ``seed``), ``n_permutations`` of the MMD test;
+    - ``alpha`` over both tests, ``min_label_shift``: the total variation a label shift needs.
+    """
+
+    current_days: int = 30
+    reference_days: int = 90
+    sources: list[str] | None = None
+    embedder: str | None = "minilm-l6"
+    batch_size: int = 64
+    max_length: int = 64
+    device: str = "auto"
+    num_threads: int | None = 2
+    max_samples: int = 500
+    n_permutations: int = 500
+    alpha: float = 0.01
+    min_label_shift: float = 0.05
+    seed: int = 0
+
+    def validate(self, where: str = "monitoring.drift") -> None:
+        check = Checks(self, where)
+        minimums = {"current_days": 1, "reference_days": 1, "batch_size": 1, "max_length": 2, "max_samples": 2,
+                    "n_permutations": 1, "seed": 0}
+        for key, minimum in minimums.items():
+            check.integer(key, minimum)
+        check.integer("num_threads", 1, optional=True)
+        if self.sources is not None and (isinstance(self.sources, str) or not all(
+                isinstance(source, str) for source in self.sources)):
+            check.fail("sources", "allowed: a list of stream sources or null")
+        check.text("embedder", optional=True)
+        # The device is resolved (torch imported) only where the embedding runs: embed_drift_windows.
+        check.text("device")
+        check.number("alpha", 0.0, 1.0, strict_low=True)
+        check.number("min_label_shift", 0.0, 1.0, strict_high=False)
 
 
 def _as_matrix(values: np.ndarray, name: str) -> np.ndarray:
@@ -54,9 +104,9 @@ def _unbiased_mmd2(kernel: np.ndarray, is_reference: np.ndarray) -> np.ndarray:
 def mmd_permutation_test(
     reference: np.ndarray,
     current: np.ndarray,
-    n_permutations: int = 200,
-    seed: int = 0,
-    max_samples: int = 1000,
+    n_permutations: int = DriftSettings.n_permutations,
+    seed: int = DriftSettings.seed,
+    max_samples: int = DriftSettings.max_samples,
 ) -> dict[str, float | int]:
     """Kernel two-sample test: ``mmd2`` (unbiased), permutation ``p_value`` and ``bandwidth``.
 
@@ -159,11 +209,7 @@ def drift_report(
     current_embeddings: np.ndarray | None,
     reference_labels: Sequence[object] | None = None,
     current_labels: Sequence[object] | None = None,
-    alpha: float = 0.01,
-    n_permutations: int = 200,
-    seed: int = 0,
-    max_samples: int = 1000,
-    min_label_shift: float = 0.05,
+    settings: DriftSettings | None = None,
 ) -> dict[str, object]:
     """Embedding drift and label shift, and whether to retrain, with a plain-language reason.
 
@@ -171,9 +217,11 @@ def drift_report(
     ``alpha`` divided by the number of tests (Bonferroni). A label shift also needs a total
     variation distance of at least ``min_label_shift``, so that a negligible shift on a large
     sample does not trigger retraining. Retraining is recommended when either drift is found.
+    ``settings`` gives ``alpha``, ``n_permutations``, ``seed``, ``max_samples`` and
+    ``min_label_shift`` (default: ``DriftSettings()``).
     """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
+    settings = settings or DriftSettings()
+    alpha, n_permutations, min_label_shift = settings.alpha, settings.n_permutations, settings.min_label_shift
     run_embeddings = reference_embeddings is not None and current_embeddings is not None
     run_labels = reference_labels is not None and current_labels is not None
     n_tests = int(run_embeddings) + int(run_labels)
@@ -186,7 +234,7 @@ def drift_report(
     embedding_drift = False
     if run_embeddings:
         mmd = mmd_permutation_test(
-            reference_embeddings, current_embeddings, n_permutations, seed, max_samples
+            reference_embeddings, current_embeddings, n_permutations, settings.seed, settings.max_samples
         )
         embedding_drift = mmd["p_value"] <= level
         report["embedding"] = mmd
@@ -231,4 +279,102 @@ def drift_report(
         report["reason"] = (
             f"No retraining needed: no significant drift in the {checked} at level {level:.4g}."
         )
+    return report
+
+
+# ---- the drift test on a scored stream ----------------------------------------------------------
+
+
+def drift_windows(
+    scored_stream: pd.DataFrame, settings: DriftSettings
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, object]]:
+    """The reference and current rows: the stream's last ``current_days`` and the days before."""
+    rows = scored_stream
+    if settings.sources:
+        rows = rows[rows["source"].isin(settings.sources)]
+    rows = rows[rows["published_at"].notna()]
+    days = pd.to_datetime(rows["published_at"]).dt.normalize()
+    if rows.empty:
+        return rows, rows, {"current": None, "reference": None}
+    last = days.max()
+    current_start = last - pd.Timedelta(days=settings.current_days - 1)
+    reference_start = current_start - pd.Timedelta(days=settings.reference_days)
+    current = rows[days >= current_start]
+    reference = rows[(days >= reference_start) & (days < current_start)]
+    info = {
+        "reference": [reference_start.strftime("%Y-%m-%d"), (current_start - pd.Timedelta(days=1)).strftime("%Y-%m-%d")],
+        "current": [current_start.strftime("%Y-%m-%d"), last.strftime("%Y-%m-%d")],
+        "n_reference": len(reference),
+        "n_current": len(current),
+    }
+    return reference, current, info
+
+
+def _sample(rows: pd.DataFrame, size: int, rng: np.random.Generator) -> pd.DataFrame:
+    if len(rows) <= size:
+        return rows
+    return rows.iloc[np.sort(rng.choice(len(rows), size, replace=False))]
+
+
+def embed_drift_windows(
+    scored_stream: pd.DataFrame, settings: DriftSettings, text_column: str, model: object | None = None
+) -> dict[str, object]:
+    """Sentence embeddings of a sample of each window (the torch part of the drift test).
+
+    ``embedder: model`` uses ``model.embed`` (the scoring model's own encoder); anything else is
+    a backbone name or directory for :func:`fastadapt.models.backbones.load_backbone`.
+    """
+    reference, current, info = drift_windows(scored_stream, settings)
+    rng = np.random.default_rng(settings.seed)
+    reference, current = _sample(reference, settings.max_samples, rng), _sample(current, settings.max_samples, rng)
+    texts = reference[text_column].astype(str).tolist() + current[text_column].astype(str).tolist()
+    if settings.embedder == "model":
+        if model is None or not hasattr(model, "embed"):
+            raise ConfigError(
+                "monitoring.drift.embedder is 'model' but the scoring model has no `embed` method "
+                f"({type(model).__name__}); use minilm-l6 or a backbone directory"
+            )
+        vectors = np.asarray(model.embed(texts), dtype=np.float32)
+    else:
+        # Imported here: the label-only drift test and the other monitoring modules need no torch.
+        import torch
+
+        from fastadapt.models.backbones import load_backbone
+        from fastadapt.models.encoder import embed_texts
+
+        Checks(settings, "monitoring.drift").device()
+        if settings.num_threads:
+            torch.set_num_threads(settings.num_threads)
+        backbone = load_backbone(str(settings.embedder))
+        vectors = embed_texts(backbone, texts, batch_size=settings.batch_size, max_length=settings.max_length,
+                              device=settings.device, progress=True)
+    return {
+        "embedder": str(settings.embedder),
+        "windows": info,
+        "reference_row_ids": reference["row_id"].to_numpy(),
+        "current_row_ids": current["row_id"].to_numpy(),
+        "reference": vectors[: len(reference)],
+        "current": vectors[len(reference):],
+    }
+
+
+def assess_drift(
+    scored_stream: pd.DataFrame, settings: DriftSettings, embeddings: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """Embedding drift (from ``embeddings``, when given) and predicted-label shift, and the verdict."""
+    reference, current, info = drift_windows(scored_stream, settings)
+    if len(reference) < 2 or len(current) < 2:
+        return {
+            "windows": info, "retraining_recommended": False, "embedding_drift": False, "label_shift": False,
+            "status": "insufficient_data",
+            "reason": f"Not enough items to test drift ({len(reference)} reference, {len(current)} current).",
+        }
+    embeddings = embeddings or {}
+    report = drift_report(
+        embeddings.get("reference"), embeddings.get("current"),
+        reference["predicted"].astype(str).tolist(), current["predicted"].astype(str).tolist(), settings,
+    )
+    report["windows"] = info
+    report["embedder"] = embeddings.get("embedder")
+    report["status"] = "tested"
     return report

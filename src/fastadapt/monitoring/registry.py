@@ -7,8 +7,17 @@ registered (as a :class:`~fastadapt.monitoring.serving.TextClassifierModel` pyfu
 together with the champion on the same test rows, and becomes champion only when its score beats
 the champion's by at least ``margin``; a registered model without a champion takes its first
 model as champion. Every decision is an MLflow run (both scores as metrics, the decision as tags)
-and a line of a JSON-lines log; the promoted version carries a ``previous_champion`` tag, which is
-what :func:`restore_previous_champion` follows back.
+and a record the caller appends to the JSON-lines decision log (:func:`decision_line`: the
+retraining nodes return it to the catalog's ``retraining.{name}.{step}_log``, the command line
+appends it through the same kedro-datasets ``TextDataset``); the promoted version carries a ``previous_champion``
+tag, which is what :func:`restore_previous_champion` follows back.
+
+The registrations (``mlflow.pyfunc.log_model`` with ``registered_model_name``, then the alias)
+happen here, inside the deciding call, not through a catalog dataset: the alias is set only after
+both models are scored, on the version number the registration returns. kedro-mlflow 2.x has no
+dataset for that: ``MlflowModelTrackingDataset`` logs a model when a node's output is saved (after
+the node returned, so the node cannot see the version), and ``MlflowModelRegistryDataset`` only
+loads.
 
 The tracking and registry URIs are MLflow's current ones (``mlflow.set_tracking_uri``; in a
 Kedro run, kedro-mlflow sets them from ``conf/<env>/mlflow.yml``).
@@ -188,14 +197,12 @@ def registered_version_of(model: Any) -> dict[str, Any] | None:
             "decision": version.tags.get(TAG_DECISION), "model_class": version.tags.get("model_class")}
 
 
-def append_decision(path: str | Path | None, record: Mapping[str, Any]) -> None:
-    """Append one JSON line to the decision log (folders created; None: no log)."""
-    if path is None:
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(dict(record), sort_keys=True, default=str) + "\n")
+def decision_line(record: Mapping[str, Any] | None) -> str:
+    """One decision as a line of the JSON-lines log; "" (nothing to append) for a `kept` champion."""
+    if not record or record.get("action") == "kept":
+        return ""
+    return json.dumps(dict(record), sort_keys=True, default=str) + "\n"
+
 
 
 def read_decisions(path: str | Path, name: str | None = None) -> list[dict[str, Any]]:
@@ -220,7 +227,6 @@ def champion_challenger(
     test_rows: pd.DataFrame,
     margin: float = 0.01,
     metric: str = "macro_f1",
-    decision_log: str | Path | None = None,
     context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Register ``challenger`` and promote it to champion when it beats the champion by ``margin``.
@@ -228,7 +234,7 @@ def champion_challenger(
     Both are scored with ``metric`` on ``test_rows`` (columns text, label). The challenger is
     promoted when ``challenger_score - champion_score >= margin`` and the difference is > 0
     (so margin 0 still asks for a strict improvement); with no champion yet it becomes the first
-    champion. Returns the decision record, which is also logged (MLflow run + ``decision_log``).
+    champion. Returns the decision record, which is also logged as an MLflow run (``decision.json``).
     ``context`` adds fields to the record and the run's params (data sizes, the challenger's
     training set...).
     """
@@ -291,7 +297,6 @@ def champion_challenger(
             scores.update({f"champion_{k}": v for k, v in champion_metrics.items() if isinstance(v, (int, float))})
         mlflow.log_metrics({k: float(v) for k, v in scores.items()} | {"promoted": float(promote)})
         mlflow.log_dict(record, "decision.json")
-    append_decision(decision_log, record)
     log.info("%s: %s", name, reason)
     return record
 
@@ -300,7 +305,6 @@ def ensure_champion(
     model: TextClassifier,
     name: str,
     test_rows: pd.DataFrame | None = None,
-    decision_log: str | Path | None = None,
     metric: str = "macro_f1",
     context: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -326,9 +330,8 @@ def ensure_champion(
                       "reason": f"'{name}' had no champion: the first model becomes champion",
                       "mlflow_run_id": run.info.run_id, **dict(context or {})}
             mlflow.set_tags({"fastadapt.decision": "first_champion", "fastadapt.registered_model": name})
-        append_decision(decision_log, record)
         return record
-    return champion_challenger(model, name, test_rows, 0.0, metric, decision_log, context)
+    return champion_challenger(model, name, test_rows, 0.0, metric, context)
 
 
 def restore_previous_champion(
@@ -337,8 +340,9 @@ def restore_previous_champion(
     """Point ``champion`` back at the version the current champion replaced.
 
     The previous version comes from the current champion's ``previous_champion`` tag, else from
-    the decision log's promotion record of that version. Restoring again walks further back.
-    Raises RegistryError when there is no champion or nothing to go back to.
+    the decision log's promotion record of that version (read only: the caller appends the
+    returned record). Restoring again walks further back. Raises RegistryError when there is no
+    champion or nothing to go back to.
     """
     client = MlflowClient()
     current = champion_version(name)
@@ -377,7 +381,6 @@ def restore_previous_champion(
         mlflow.log_params({"registered_model": name, "champion_version_before": current.version,
                            "champion_version_after": previous})
         mlflow.log_dict(record, "decision.json")
-    append_decision(decision_log, record)
     log.info("%s: champion restored from version %s to %s", name, current.version, previous)
     return record
 
@@ -406,9 +409,9 @@ def model_versions(name: str) -> pd.DataFrame:
 __all__: Sequence[str] = [
     "CHAMPION",
     "RegistryError",
-    "append_decision",
     "champion_challenger",
     "champion_version",
+    "decision_line",
     "ensure_champion",
     "evaluate_classifier",
     "fingerprint_rows",

@@ -12,16 +12,48 @@ import base64
 import datetime as dt
 import html
 import io
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from fastadapt.config import Checks, Settings
 from fastadapt.monitoring.aggregate import ALL_ENTITY
-from fastadapt.monitoring.surge import SurgeConfig
+from fastadapt.monitoring.plots import entity_timeline_figure
+from fastadapt.monitoring.surge import ALERT_COLUMNS, SEVERITY_RANK, SurgeConfig
+
+
+@dataclass(frozen=True)
+class ReportSettings(Settings):
+    """What the report shows (`monitoring.report`).
+
+    - ``recent_days``: "today's" alerts are the windows ending in the stream's last days;
+    - ``max_timelines``: timeline plots for the most severe alerting entities;
+    - ``max_alert_rows``: rows of the full alerts table;
+    - ``news_sources``: the sources whose alerts the report lists with their headlines.
+    """
+
+    recent_days: int = 7
+    max_timelines: int = 12
+    max_alert_rows: int = 200
+    news_sources: tuple[str, ...] = field(default=("cnbc", "guardian"))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.news_sources, list):
+            object.__setattr__(self, "news_sources", tuple(self.news_sources))
+
+    def validate(self, where: str = "monitoring.report") -> None:
+        check = Checks(self, where)
+        check.integer("recent_days", 1)
+        check.integer("max_timelines", 0)
+        check.integer("max_alert_rows", 0)
+        if self.news_sources is not None and not (
+                isinstance(self.news_sources, tuple) and all(isinstance(s, str) for s in self.news_sources)):
+            check.fail("news_sources", "allowed: a list of stream sources")
 
 _STYLE = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;
@@ -255,13 +287,13 @@ def render_report(
     timelines: Mapping[str, Figure],
     timeline_files: Mapping[str, str] | None = None,
     surge: SurgeConfig | None = None,
-    options: Mapping[str, Any] | None = None,
+    settings: ReportSettings | None = None,
+    mlflow_run_id: str | None = None,
 ) -> str:
     """The report as one HTML string (see the module docstring)."""
-    options = dict(options or {})
+    settings = settings or ReportSettings()
     surge = surge or SurgeConfig()
-    recent_days = int(options.get("recent_days", 7))
-    max_rows = int(options.get("max_alert_rows", 200))
+    recent_days, max_rows = settings.recent_days, settings.max_alert_rows
     dates = pd.to_datetime(scored_stream["published_at"]) if len(scored_stream) else pd.Series(dtype="datetime64[ns]")
     last_day = dates.max().normalize() if len(dates) else None
     recent = _recent(alerts, last_day, recent_days)
@@ -269,7 +301,7 @@ def render_report(
     retrain = bool(drift.get("retraining_recommended")) if drift else False
     check = labelled_check or {}
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    run_id = options.get("mlflow_run_id")
+    run_id = mlflow_run_id
 
     cards = [
         f'<div class="card {"bad" if severities.get("high") else "warn" if len(recent) else "ok"}">'
@@ -295,7 +327,7 @@ def render_report(
     config_rows = [[_e(k), _e(v)] for k, v in asdict(surge).items()]
     model = scoring_stats.get("model_dataset") or scoring_stats.get("model")
     shown = alerts.head(max_rows)
-    news_sources = [str(s) for s in options.get("news_sources") or []]
+    news_sources = [str(s) for s in settings.news_sources or []]
     news = news_alerts(alerts, scored_stream, news_sources)
     registered = scoring_stats.get("registered_model") or {}
     if registered.get("version"):
@@ -350,3 +382,108 @@ most negative headlines of its window.</p>
         f"<title>fastadapt monitoring{f' {last_day.date()}' if last_day is not None else ''}</title>"
         f"<style>{_STYLE}</style></head><body>{body}</body></html>\n"
     )
+
+
+def _file_name(entity: str, taken: set[str]) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", entity).strip("._") or "entity"
+    name, i = f"{stem}.png", 1
+    while name in taken:
+        i += 1
+        name = f"{stem}_{i}.png"
+    taken.add(name)
+    return name
+
+
+def _alerts_for_plot(alerts: pd.DataFrame) -> pd.DataFrame:
+    """Alert episodes as windows from the first start to the last absorbed end."""
+    if alerts.empty:
+        return pd.DataFrame(columns=["entity", "window_start", "window_end", "severity"])
+    end = alerts["last_absorbed_end"].where(alerts["last_absorbed_end"].notna(), alerts["window_end"])
+    return pd.DataFrame({
+        "entity": alerts["entity"].astype(str),
+        "window_start": pd.to_datetime(alerts["window_start"]),
+        "window_end": pd.to_datetime(end),
+        "severity": alerts["severity"].astype(str),
+    })
+
+
+def timeline_figures(
+    daily: pd.DataFrame, alerts: pd.DataFrame, surge: SurgeConfig, max_timelines: int
+) -> tuple[dict[str, Figure], dict[str, str]]:
+    """One timeline per alerting entity, most severe first: figures by file name, file names by entity."""
+    plot_alerts = _alerts_for_plot(alerts)
+    ranked = alerts.assign(_rank=alerts["severity"].map(SEVERITY_RANK).fillna(3))
+    ranked = ranked.sort_values(["_rank", "p_adjusted", "window_end"], ascending=[True, True, False], kind="stable")
+    entities = list(dict.fromkeys(ranked["entity"].astype(str)))[:max_timelines]
+    figures, names, taken = {}, {}, set()
+    daily_days = daily.assign(day=pd.to_datetime(daily["day"]))
+    for entity in entities:
+        name = _file_name(entity, taken)
+        figures[name] = entity_timeline_figure(daily_days, plot_alerts, entity, surge,
+                                               title=f"{entity}: negative share and alerts")
+        names[entity] = name
+    return figures, names
+
+
+def morning_report(
+    outputs: Mapping[str, Any], surge: SurgeConfig, settings: ReportSettings, mlflow_run_id: str | None = None
+) -> tuple[str, dict[str, Figure]]:
+    """The HTML report and its timeline figures (by file name) from the monitoring outputs.
+
+    ``outputs`` holds ``scored_stream``, ``daily``, ``alerts``, ``drift``, ``labelled_check`` and
+    ``scoring_stats``, as the monitoring pipeline makes them.
+    """
+    alerts = outputs["alerts"]
+    alerts = alerts.reindex(columns=ALERT_COLUMNS) if len(alerts.columns) else pd.DataFrame(columns=ALERT_COLUMNS)
+    figures, names = timeline_figures(outputs["daily"], alerts, surge, settings.max_timelines)
+    html_page = render_report(
+        scored_stream=outputs["scored_stream"], daily=outputs["daily"], alerts=alerts, drift=outputs["drift"],
+        labelled_check=outputs["labelled_check"], scoring_stats=outputs["scoring_stats"],
+        timelines={entity: figures[name] for entity, name in names.items()}, timeline_files=names,
+        surge=surge, settings=settings, mlflow_run_id=mlflow_run_id,
+    )
+    return html_page, figures
+
+
+def _flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, dict[str, float]]:
+    flat: dict[str, dict[str, float]] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name))
+        elif isinstance(value, (bool, np.bool_)) or isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
+            flat[name] = {"value": float(value), "step": 0}
+    return flat
+
+
+def _version_number(registered: Mapping[str, Any] | None) -> int | None:
+    version = (registered or {}).get("version")
+    return int(version) if version is not None and str(version).isdigit() else None
+
+
+def monitoring_metrics(
+    scoring_stats: Mapping[str, Any], alerts: pd.DataFrame, drift: Mapping[str, Any],
+    labelled_check: Mapping[str, Any],
+) -> dict[str, dict[str, float]]:
+    """The run's headline figures for MLflow: throughput, alerts, drift and the labelled check."""
+    severities = alerts["severity"].value_counts().to_dict() if "severity" in alerts.columns else {}
+    metrics = {
+        "items_scored": scoring_stats.get("n_items"),
+        "model_version": _version_number(scoring_stats.get("registered_model")),
+        "items_per_second": scoring_stats.get("items_per_second"),
+        "alerts": len(alerts),
+        "alerts_high": int(severities.get("high", 0)),
+        "alerts_medium": int(severities.get("medium", 0)),
+        "drift": {
+            "retraining_recommended": bool(drift.get("retraining_recommended", False)),
+            "embedding_drift": bool(drift.get("embedding_drift", False)),
+            "label_shift": bool(drift.get("label_shift", False)),
+            "mmd2": (drift.get("embedding") or {}).get("mmd2"),
+            "mmd_p_value": (drift.get("embedding") or {}).get("p_value"),
+            "label_p_value": (drift.get("labels") or {}).get("p_value"),
+            "label_total_variation": (drift.get("labels") or {}).get("total_variation"),
+        },
+        "check": {k: labelled_check.get(k) for k in
+                  ("precision", "recall", "n_gold", "n_predicted", "control_alerts_gold", "control_alerts_predicted")},
+    }
+    return _flatten({k: v for k, v in metrics.items() if v is not None})

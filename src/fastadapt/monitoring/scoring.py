@@ -27,24 +27,20 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from fastadapt.config import Checks, ConfigError, Settings
 from fastadapt.models.predictor import PROBA_PREFIX, SequenceTagger, TextClassifier
 
 SCORE_COLUMNS = ["row_id", "predicted", "negative_score"]
 
 
-def _is_integer(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
-
-
-def _check_keys(where: str, values: Mapping[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise ValueError(f"{where}: unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
+def _string_keys(values: Any) -> Any:
+    """A mapping with its keys and values as strings (YAML reads `0:` as an int); anything else as is."""
+    return {str(k): str(v) for k, v in values.items()} if isinstance(values, Mapping) else values
 
 
 @dataclass(frozen=True)
-class ScoringConfig:
-    """How a stream is scored; invalid values raise ValueError naming the parameter.
+class ScoringConfig(Settings):
+    """How a stream is scored (`monitoring.scoring`).
 
     - ``text_column``: the column holding the text (a headline);
     - ``batch_size``: texts per ``predict_proba`` call;
@@ -60,24 +56,16 @@ class ScoringConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if not _is_integer(self.batch_size) or self.batch_size < 1:
-            raise ValueError(f"scoring.batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if not isinstance(self.text_column, str) or not self.text_column:
-            raise ValueError(f"scoring.text_column must be a column name, got {self.text_column!r}")
-        if not isinstance(self.negative_label, str) or not self.negative_label:
-            raise ValueError(f"scoring.negative_label must be a label name, got {self.negative_label!r}")
-        if not isinstance(self.label_map, Mapping):
-            raise ValueError(
-                f"scoring.label_map must map model classes to labels, e.g. {{Bearish: negative}}; "
-                f"got {self.label_map!r}"
-            )
-        object.__setattr__(self, "label_map", {str(k): str(v) for k, v in self.label_map.items()})
+        object.__setattr__(self, "label_map", _string_keys(self.label_map))
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> ScoringConfig:
-        values = dict(values or {})
-        _check_keys("scoring", values, set(cls.__dataclass_fields__))
-        return cls(**values)
+    def validate(self, where: str = "monitoring.scoring") -> None:
+        check = Checks(self, where)
+        check.text("text_column")
+        check.integer("batch_size", 1)
+        check.text("negative_label")
+        check.boolean("progress")
+        if not isinstance(self.label_map, Mapping):
+            check.fail("label_map", "allowed: a mapping of model class to label, e.g. {Bearish: negative}")
 
     def reported(self, model_class: str) -> str:
         return self.label_map.get(str(model_class), str(model_class))
@@ -264,12 +252,13 @@ def tagged_spans(tokens: Sequence[str], tags: Sequence[str], types: Sequence[str
 
 
 @dataclass(frozen=True)
-class EntityConfig:
-    """How entities are found; invalid values raise ValueError naming the parameter.
+class EntityConfig(Settings):
+    """How entities are found (`monitoring.entities`).
 
     - ``ticker_column``: the source's own entity (a ticker); used where present;
     - ``entity_types``: the NER types kept (IOB2 type names, e.g. ORG);
-    - ``aliases``: spelling -> canonical name, e.g. ``{Tesla: TSLA, Apple: AAPL}``;
+    - ``aliases``: spelling -> canonical name, e.g. ``{Tesla: TSLA, Apple: AAPL}`` (the list the
+      project uses is in ``conf/base/parameters_monitoring.yml``: data, not a default);
     - ``tag_when_ticker``: also run the tagger on items that have a ticker (off: the ticker alone);
     - ``batch_size``: token lists per tagger call; ``min_length``: shortest name kept.
     """
@@ -283,23 +272,22 @@ class EntityConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if not _is_integer(self.batch_size) or self.batch_size < 1:
-            raise ValueError(f"entities.batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if not _is_integer(self.min_length) or self.min_length < 1:
-            raise ValueError(f"entities.min_length must be an integer >= 1, got {self.min_length!r}")
-        types = self.entity_types
-        if isinstance(types, str) or not all(isinstance(t, str) and t for t in types):
-            raise ValueError(f"entities.entity_types must be a list of entity types, e.g. [ORG]; got {types!r}")
-        object.__setattr__(self, "entity_types", tuple(types))
-        if not isinstance(self.aliases, Mapping):
-            raise ValueError(f"entities.aliases must map names to canonical names; got {self.aliases!r}")
-        object.__setattr__(self, "aliases", {str(k): str(v) for k, v in self.aliases.items()})
+        if isinstance(self.entity_types, list):
+            object.__setattr__(self, "entity_types", tuple(self.entity_types))
+        object.__setattr__(self, "aliases", _string_keys(self.aliases))
 
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any] | None) -> EntityConfig:
-        values = dict(values or {})
-        _check_keys("entities", values, set(cls.__dataclass_fields__))
-        return cls(**values)
+    def validate(self, where: str = "monitoring.entities") -> None:
+        check = Checks(self, where)
+        check.text("ticker_column", optional=True)
+        check.integer("batch_size", 1)
+        check.integer("min_length", 1)
+        check.boolean("tag_when_ticker")
+        check.boolean("progress")
+        types = self.entity_types
+        if not isinstance(types, tuple) or not all(isinstance(t, str) and t for t in types):
+            check.fail("entity_types", "allowed: a list of entity types, e.g. [ORG]")
+        if not isinstance(self.aliases, Mapping):
+            check.fail("aliases", "allowed: a mapping of name to canonical name, e.g. {Tesla: TSLA}")
 
 
 def extract_entities(
@@ -358,3 +346,30 @@ def extract_entities(
             "entity_source": pd.array(sources, dtype="string"),
         }
     )
+
+
+# ---- the stream ---------------------------------------------------------------------------------
+
+STREAM_COLUMNS = ["row_id", "published_at", "source", "headline", "ticker", "label"]
+
+
+def select_stream(stream: pd.DataFrame, sources: Sequence[str] | None) -> pd.DataFrame:
+    """The stream's rows from `sources` (all when None), in row_id order."""
+    if sources:
+        known = sorted(stream["source"].astype(str).unique())
+        unknown = sorted(set(sources) - set(known))
+        if unknown:
+            raise ConfigError(f"monitoring.sources names {unknown}, which the stream does not have (sources: {known})")
+        stream = stream[stream["source"].isin(sources)]
+    return stream.sort_values("row_id").reset_index(drop=True)
+
+
+def join_scores(stream: pd.DataFrame, scores: pd.DataFrame, entities: pd.DataFrame) -> pd.DataFrame:
+    """The stream with its scores and entities: one row per item, ``entities`` always a list."""
+    kept = [c for c in STREAM_COLUMNS if c in stream.columns]
+    scored = stream[kept].merge(scores, on="row_id", how="inner", validate="one_to_one")
+    scored = scored.merge(entities, on="row_id", how="left", validate="one_to_one")
+    if len(scored) != len(stream):
+        raise ValueError(f"{len(stream)} headlines but {len(scored)} scored rows: the scores are stale")
+    scored["entities"] = [list(e) if isinstance(e, (list, tuple, np.ndarray)) else [] for e in scored["entities"]]
+    return scored

@@ -123,6 +123,16 @@ def predictions_frame(model: TextClassifier, texts: Sequence[str]) -> pd.DataFra
     return pd.concat([frame, probas], axis=1)
 
 
+def request_texts(model: PythonModel, loaded: bool, context: PythonModelContext | None, model_input: Any) -> list[str]:
+    """The bounded texts of a request to a fastadapt pyfunc ``model``, its artifacts loaded first
+    when they are not yet (``loaded`` False: a model unpickled without ``load_context``)."""
+    if not loaded:
+        if context is None:
+            raise MlflowException("the model is not loaded: load it with mlflow.pyfunc.load_model")
+        model.load_context(context)
+    return validate_texts(model_input, model.max_text_chars, model.max_batch)
+
+
 class TextClassifierModel(PythonModel):
     """An MLflow pyfunc wrapper of any fastadapt ``TextClassifier`` (see the module docstring).
 
@@ -141,11 +151,7 @@ class TextClassifierModel(PythonModel):
     def predict(
         self, context: PythonModelContext | None, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        if self.classifier is None:
-            if context is None:
-                raise MlflowException("the model is not loaded: load it with mlflow.pyfunc.load_model")
-            self.load_context(context)
-        texts = validate_texts(model_input, self.max_text_chars, self.max_batch)
+        texts = request_texts(self, self.classifier is not None, context, model_input)
         return predictions_frame(self.classifier, texts)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -20,14 +20,15 @@ first item.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.stats import binom
 from statsmodels.stats.multitest import multipletests
 
-from fastadapt.monitoring.aggregate import ALL_ENTITY, entity_rows
+from fastadapt.config import Checks, Settings
+from fastadapt.monitoring.aggregate import ALL_ENTITY, day_strings, entity_rows
 
 CORRECTIONS = ("fdr_bh", "bonferroni", "none")
 SEVERITIES = ("low", "medium", "high")
@@ -46,6 +47,10 @@ TEST_COLUMNS = [
     "p_adjusted",
     "severity",
 ]
+ALERT_COLUMNS = [
+    *TEST_COLUMNS, "n_absorbed", "last_absorbed_end", "headlines", "model",
+]
+SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 
 
 def _is_integer(value: object) -> bool:
@@ -53,8 +58,8 @@ def _is_integer(value: object) -> bool:
 
 
 @dataclass(frozen=True)
-class SurgeConfig:
-    """Settings of the surge test; invalid values raise ValueError naming the parameter.
+class SurgeConfig(Settings):
+    """Settings of the surge test (`monitoring.surge`).
 
     - ``baseline_days``: days before the window that form the entity's baseline;
     - ``min_baseline_days``: baseline days since the entity's first item needed to test;
@@ -82,53 +87,34 @@ class SurgeConfig:
     high_ratio: float = 2.0
     high_p_factor: float = 0.1
 
-    def __post_init__(self) -> None:
-        def integer(name: str, minimum: int) -> None:
-            value = getattr(self, name)
-            if not _is_integer(value) or value < minimum:
-                raise ValueError(
-                    f"SurgeConfig.{name} must be an integer >= {minimum}, got {value!r}"
-                )
+    def validate(self, where: str = "monitoring.surge") -> None:
+        check = Checks(self, where)
+        check.integer("baseline_days", 1)
+        check.integer("min_baseline_days", 0, maximum=self.baseline_days)
+        check.integer("min_baseline_count", 0)
+        check.integer("min_count", 1)
+        check.integer("cooldown_days", 0)
+        check.integer("window_days", 1)
+        check.number("alpha", 0.0, 1.0, strict_low=True)
+        check.choice("correction", CORRECTIONS)
+        check.number("prior_strength", 0.0, strict_low=True)
+        check.number("high_ratio", 1.0)
+        check.number("medium_ratio", 1.0, self.high_ratio, strict_high=False)
+        check.number("high_p_factor", 0.0, 1.0, strict_low=True, strict_high=False)
 
-        integer("baseline_days", 1)
-        integer("min_baseline_days", 0)
-        integer("min_baseline_count", 0)
-        integer("min_count", 1)
-        integer("cooldown_days", 0)
-        integer("window_days", 1)
-        if self.min_baseline_days > self.baseline_days:
-            raise ValueError(
-                f"SurgeConfig.min_baseline_days ({self.min_baseline_days}) must not exceed "
-                f"baseline_days ({self.baseline_days})"
-            )
-        if not 0.0 < float(self.alpha) < 1.0:
-            raise ValueError(f"SurgeConfig.alpha must lie in (0, 1), got {self.alpha!r}")
-        if self.correction not in CORRECTIONS:
-            raise ValueError(
-                f"SurgeConfig.correction must be one of {CORRECTIONS}, got {self.correction!r}"
-            )
-        if not float(self.prior_strength) > 0.0:
-            raise ValueError(
-                f"SurgeConfig.prior_strength must be > 0, got {self.prior_strength!r}"
-            )
-        if not 1.0 <= float(self.medium_ratio) <= float(self.high_ratio):
-            raise ValueError(
-                "SurgeConfig.medium_ratio and high_ratio must satisfy 1 <= medium_ratio <= "
-                f"high_ratio, got {self.medium_ratio!r} and {self.high_ratio!r}"
-            )
-        if not 0.0 < float(self.high_p_factor) <= 1.0:
-            raise ValueError(
-                f"SurgeConfig.high_p_factor must lie in (0, 1], got {self.high_p_factor!r}"
-            )
 
-    @classmethod
-    def from_dict(cls, values: dict | None) -> SurgeConfig:
-        """A config from parameters (unknown keys raise ValueError naming them)."""
-        values = dict(values or {})
-        unknown = sorted(set(values) - set(asdict(cls())))
-        if unknown:
-            raise ValueError(f"SurgeConfig: unknown parameter(s) {unknown}")
-        return cls(**values)
+@dataclass(frozen=True)
+class AlertSettings(Settings):
+    """What an alert carries (`monitoring.alerts`): its most negative headlines, and whether the
+    whole stream (entity ``__all__``) is tested too."""
+
+    headlines_per_alert: int = 5
+    include_all: bool = True
+
+    def validate(self, where: str = "monitoring.alerts") -> None:
+        check = Checks(self, where)
+        check.integer("headlines_per_alert", 1)
+        check.boolean("include_all")
 
 
 def _dense(daily: pd.DataFrame) -> tuple[np.ndarray, pd.DatetimeIndex, np.ndarray, np.ndarray]:
@@ -375,3 +361,32 @@ def attach_headlines(
         headlines.append(rows[headline_column].head(top_n).astype(str).tolist())
     result["headlines"] = pd.Series(headlines, index=result.index, dtype=object)
     return result
+
+
+def alert_table(
+    daily: pd.DataFrame, scored: pd.DataFrame, entity_column: str, surge: SurgeConfig,
+    alerts: AlertSettings, model_name: str,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The alerts table (``ALERT_COLUMNS``, days as strings, newest first, most severe first).
+
+    Surges against each entity's own baseline (``__all__`` too with ``include_all``),
+    de-duplicated over the cool-down, each with its most negative headlines. Also returns the
+    counts ``windows`` (alerting windows before the cool-down) and ``tests``.
+    """
+    entities = None if alerts.include_all else [e for e in daily["entity"].unique() if e != ALL_ENTITY]
+    raw = detect_surges(daily, surge, entities=entities)
+    table = deduplicate_alerts(raw, surge.cooldown_days)
+    table = attach_headlines(table, scored, entity_column, alerts.headlines_per_alert)
+    counts = {"windows": len(raw), "tests": int(raw.attrs.get("n_tests", 0))}
+    if table.empty:
+        return pd.DataFrame(columns=ALERT_COLUMNS), counts
+    table = table.assign(
+        window_start=day_strings(table["window_start"]),
+        window_end=day_strings(table["window_end"]),
+        last_absorbed_end=day_strings(table["last_absorbed_end"]),
+        model=model_name,
+    )
+    order = table["severity"].map(SEVERITY_RANK).fillna(3)
+    table = table.assign(_order=order).sort_values(["window_end", "_order", "p_adjusted"],
+                                                    ascending=[False, True, True], kind="stable")
+    return table[ALERT_COLUMNS].reset_index(drop=True), counts

@@ -6,6 +6,7 @@ from kedro.pipeline import Node, Pipeline
 
 from fastadapt.config import project_parameters
 from fastadapt.dialogue.serving import log_suggester_node
+from fastadapt.dialogue.settings import AnswerSuggestionSettings
 from fastadapt.pipelines.answer_suggestion.nodes import (
     build_reply_bank,
     calibrate_abstention,
@@ -18,9 +19,12 @@ from fastadapt.pipelines.answer_suggestion.nodes import (
 def create_pipeline(**kwargs) -> Pipeline:
     parameters = project_parameters()
     params = parameters.get("answer_suggestion")
-    if not params or not parameters.get("dialogue_logs") or params["domain"] not in parameters["domains"]:
+    if not params or not parameters.get("dialogue_logs"):
         return Pipeline([])  # no dialogue logs configured: nothing to suggest from
-    domain, model = params["domain"], params["classifier"]
+    settings = AnswerSuggestionSettings.from_params(params, where="answer_suggestion")
+    if settings.domain not in parameters["domains"]:
+        return Pipeline([])
+    domain, model = settings.domain, settings.classifier
     return Pipeline(
         [
             Node(build_reply_bank, ["dialogue_turns", "params:answer_suggestion"], "reply_bank",

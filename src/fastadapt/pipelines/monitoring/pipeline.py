@@ -14,6 +14,7 @@ from typing import Any
 from kedro.pipeline import Node, Pipeline
 
 from fastadapt.config import ConfigError, project_parameters
+from fastadapt.monitoring.settings import MonitoringSettings
 from fastadapt.pipelines.monitoring.nodes import (
     aggregate_daily,
     assemble_scored_stream,
@@ -47,15 +48,12 @@ def _node(func, inputs, outputs, name: str, tag: str, **bound: Any) -> Node:
                 tags=[tag, "monitoring"])
 
 
-def monitoring_pipeline(settings: Mapping[str, Any]) -> Pipeline:
-    model = settings.get("model")
-    if not model or not isinstance(model, str):
-        raise ConfigError("monitoring.model must name a catalog dataset holding a TextClassifier, "
-                          "e.g. finance_sentiment.model.tfidf")
-    ner_model = settings.get("ner_model")
-    embedder = (settings.get("drift") or {}).get("embedder")
-    model_tag = device_tag(model, settings.get("model_tag", "auto"))
-    ner_tag = device_tag(ner_model, settings.get("ner_tag", "auto"))
+def monitoring_pipeline(params: Mapping[str, Any]) -> Pipeline:
+    """The nodes for the `monitoring` block `params` (its models and embedder shape them)."""
+    settings = MonitoringSettings.from_params(params, where="monitoring")
+    model, ner_model, embedder = settings.model, settings.ner_model, settings.drift.embedder
+    model_tag = device_tag(model, settings.model_tag)
+    ner_tag = device_tag(ner_model, settings.ner_tag)
 
     nodes = [
         _node(score_sentiment, ["news_stream", model, PARAMS],
