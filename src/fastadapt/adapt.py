@@ -12,7 +12,7 @@ learner: a `MetaLearnedModel` (the meta-training pipeline's `meta_learner`), a `
     `Backbone`, a `MetaLearner`, a backbone name for `load_backbone` (`minilm-l6`, a model
     directory), or None (only for `tfidf`).
 support: a table with columns text, label (classification) or tokens, tags (NER, IOB2 lists).
-strategy (`STRATEGIES`):
+strategy (`AdaptStrategy`, the one vocabulary; `fastadapt.adaptation.strategies`):
     prototype       no gradient: class means of the support features. A meta-learned ProtoNet
                     uses its own metric and pooling (as meta-trained) unless `metric=` is given;
                     anything else the frozen encoder's features with `metric` (cosine by default).
@@ -53,12 +53,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fastadapt.adaptation.strategies import STRATEGIES, AdaptStrategy
 from fastadapt.config import ConfigError
 
 FIT_OPTIONS = {"features", "validation", "validation_features", "seed", "checkpoint_name", "progress", "k"}
@@ -70,23 +70,6 @@ NER_STRATEGIES = ["nnshot", "structshot", "prototype", "finetune_head", "finetun
 TFIDF_OPTIONS = {"analyzer", "ngram_range", "min_df", "sublinear_tf", "C", "max_iter", "class_weight", "seed"}
 
 
-class AdaptStrategy(str, Enum):
-    """How `adapt` turns a learner and a support set into a predictor (see the module docstring)."""
-
-    PROTOTYPE = "prototype"
-    META = "meta"
-    FINETUNE_HEAD = "finetune_head"
-    FINETUNE_ALL = "finetune_all"
-    FINETUNE_LORA = "finetune_lora"
-    NNSHOT = "nnshot"
-    STRUCTSHOT = "structshot"
-    TFIDF = "tfidf"
-
-
-STRATEGIES = tuple(s.value for s in AdaptStrategy)
-# The adaptation package's names for the strategies that go through fit_classifier / fit_tagger.
-ADAPTATION_STRATEGY = {"prototype": "prototype", "finetune_head": "head", "finetune_all": "full",
-                       "finetune_lora": "lora"}
 # "A few steps" from the (meta-learned) initialisation: the defaults of each fine-tuning strategy,
 # merged under `training=` (fastadapt.models.training.TrainingConfig).
 DEFAULT_TRAINING = {
@@ -141,12 +124,9 @@ def resolve_strategy(strategy: str, kind: str) -> str:
     return AUTO_STRATEGY[kind] if strategy == "auto" else strategy
 
 
-def check_strategy(strategy: str | AdaptStrategy, where: str = "strategy") -> str:
-    """The strategy's name, or a `ConfigError` naming `where` and the allowed values."""
-    value = strategy.value if isinstance(strategy, AdaptStrategy) else strategy
-    if value not in STRATEGIES:
-        raise ConfigError(f"{where} is {strategy!r}; allowed: {list(STRATEGIES)}")
-    return value
+def check_strategy(strategy: str | AdaptStrategy, where: str = "strategy") -> AdaptStrategy:
+    """The strategy, or a `ConfigError` naming `where` and the allowed values."""
+    return AdaptStrategy.parse(strategy, where)
 
 
 def adapt(learner: Any, support: pd.DataFrame, strategy: str | AdaptStrategy = "prototype",
@@ -216,7 +196,7 @@ def _timed(fit, strategy: str, kind: str, n_support: int, source: str) -> Adapte
     started = time.perf_counter()
     model = fit()
     seconds = time.perf_counter() - started
-    return AdaptedPredictor(model=model, strategy=strategy, adaptation_seconds=float(seconds), kind=kind,
+    return AdaptedPredictor(model=model, strategy=str(strategy), adaptation_seconds=float(seconds), kind=kind,
                             n_support=n_support, source=source)
 
 
@@ -316,10 +296,10 @@ def _resolve(learner: Any):
 
 
 def _learner_backbone(learner):
-    from fastadapt.meta.saved import merged_copy
+    from fastadapt.adaptation.lora import merged_copy
     from fastadapt.models.backbones import Backbone
 
-    encoder = merged_copy(learner.encoder) if learner.lora_rank is not None else learner.encoder
+    encoder = merged_copy(learner.encoder) if learner.lora is not None else learner.encoder
     return Backbone(name=learner.backbone_name, model=encoder, tokenizer=learner.tokenizer)
 
 
@@ -352,7 +332,7 @@ def _adaptation_config(strategy: str, options: Mapping[str, Any], where: str):
         raise ConfigError(f"{where} '{strategy}' trains nothing: options training and lora do not apply")
     if strategy != "finetune_lora" and "lora" in settings:
         raise ConfigError(f"{where} '{strategy}': option lora applies to finetune_lora only")
-    config = AdaptationConfig.from_params({"strategy": ADAPTATION_STRATEGY[strategy], **settings}, where)
+    config = AdaptationConfig.from_params({"strategy": strategy, **settings}, where)
     return config, {k: v for k, v in options.items() if k in FIT_OPTIONS}
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from fastadapt.adaptation import (
     AdaptationConfig,
     EncoderTagger,
-    adapt,
     fit_tagger,
     viterbi_iob2,
 )
@@ -23,7 +21,7 @@ from fastadapt.adaptation.ner import (
     tag_set,
 )
 from fastadapt.models.baselines import repair_iob2
-from fastadapt.models.predictor import SequenceTagger, ner_predictions
+from fastadapt.models.predictor import SequenceTagger
 from fastadapt.tasks.kshot import KShotError
 
 from .conftest import SENTENCES
@@ -138,10 +136,6 @@ def test_ner_kshot_support_and_a_k_larger_than_a_type(tiny_backbone):
         fit_tagger(tiny_backbone, tokens, tags, config("prototype"), k=4, seed=0)
 
 
-def test_adapt_gives_a_tagger_that_evaluation_reads(tiny_backbone):
-    support = pd.DataFrame({"tokens": [t for t, _ in SENTENCES], "tags": [t for _, t in SENTENCES]})
-    tagger = adapt(config("prototype"), tiny_backbone, support)
-    table = ner_predictions(tagger, support.assign(row_id=range(len(support))))
-    assert list(table.columns) == ["row_id", "tags", "predicted"] and len(table) == len(SENTENCES)
+def test_a_tagger_needs_an_entity_type(tiny_backbone):
     with pytest.raises(ValueError, match="only 'O'"):
         fit_tagger(tiny_backbone, [["a", "b"]], [["O", "O"]], config("prototype"))

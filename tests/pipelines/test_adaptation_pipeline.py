@@ -48,7 +48,7 @@ PARAMETERS = {
         "strategies": {
             "prototype": {"metric": "cosine"},
             "head": {"training": {**TRAINING, "early_stop_patience": 2}, "kshot_training": {"max_steps": 10}},
-            "lora": {"lora": {"r": 2, "alpha": 4}, "training": {**TRAINING, "max_steps": 6, "lr": 0.001}},
+            "lora": {"lora": {"r": 2, "lora_alpha": 4}, "training": {**TRAINING, "max_steps": 6, "lr": 0.001}},
         },
         "runs": {
             "text_classification": {"full_data": ["prototype", "head", "lora"], "kshot": ["prototype", "head"]},

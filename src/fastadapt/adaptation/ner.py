@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fastadapt.adaptation.classifier import load_parts, save_parts, token_limit
+from fastadapt.adaptation.strategies import AdaptStrategy
 from fastadapt.models.backbones import Backbone
 from fastadapt.models.batching import length_bucketed_batches, pad_batch
 from fastadapt.models.encoder import resolve_device
@@ -218,7 +219,7 @@ class EncoderTagger:
         head: nn.Module,
         tags: Sequence[str],
         *,
-        strategy: str,
+        strategy: AdaptStrategy | str,
         normalize: bool = False,
         max_length: int = 256,
         batch_size: int = 64,
@@ -231,7 +232,9 @@ class EncoderTagger:
         self.backbone, self.head = backbone, head.eval()
         self.tags_: list[str] = [str(t) for t in tags]
         self.classes_ = self.tags_
-        self.strategy, self.normalize = strategy, normalize
+        # `parse`: folders saved before the one vocabulary hold short names (head, full, lora).
+        self.strategy = AdaptStrategy.parse(strategy, "strategy", short_names=True)
+        self.normalize = normalize
         self.max_length, self.batch_size, self.device = max_length, batch_size, device
         self.training = dict(training or {})
         self.transitions, self.transition_weight, self.casing = transitions, float(transition_weight), bool(casing)

@@ -27,7 +27,7 @@ from fastadapt.adaptation import (
 )
 from fastadapt.adaptation.classifier import token_limit
 from fastadapt.adaptation.ner import word_features
-from fastadapt.adaptation.strategies import DomainPlan
+from fastadapt.adaptation.strategies import FROZEN_STRATEGIES, AdaptStrategy, DomainPlan
 from fastadapt.config import domain_configs
 from fastadapt.models.backbones import named_backbone
 from fastadapt.models.encoder import embed_texts
@@ -45,10 +45,10 @@ EMBEDDING_COLUMN = "embedding"
 def plans_for(adaptation_params: Mapping[str, Any], domains_params: Mapping[str, Any], domain: str
               ) -> tuple[AdaptationPlan, DomainPlan]:
     """The validated plan and this domain's part of it (and torch's thread count, if set)."""
-    plan = AdaptationPlan.from_params(adaptation_params, domain_configs({"domains": domains_params}))
+    plan = AdaptationPlan.from_params(adaptation_params)
     if plan.num_threads:
         torch.set_num_threads(plan.num_threads)
-    return plan, plan.domains[domain]
+    return plan, plan.for_domains(domain_configs({"domains": domains_params}))[domain]
 
 
 def _split(splits: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -85,7 +85,7 @@ class _CachedFeatures:
 
 
 def _classification_table(model: EncoderClassifier, rows: pd.DataFrame, features: np.ndarray | None) -> pd.DataFrame:
-    if features is not None and model.strategy in ("head", "prototype"):
+    if features is not None and model.strategy in FROZEN_STRATEGIES:
         return classification_predictions(_CachedFeatures(model, rows["text"].tolist(), features), rows)
     return classification_predictions(model, rows)
 
@@ -148,7 +148,7 @@ def embed_domain(
 
 def fit_full_data(
     splits: pd.DataFrame, adaptation_params: Mapping[str, Any], domains_params: Mapping[str, Any],
-    domain: str, strategy: str, embeddings: pd.DataFrame | None = None,
+    domain: str, strategy: AdaptStrategy, embeddings: pd.DataFrame | None = None,
     wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None,
 ) -> EncoderClassifier | EncoderTagger:
     """One strategy fitted on the whole train split (validation split for early stopping)."""
@@ -186,7 +186,7 @@ def predict_test(model: Any, splits: pd.DataFrame, embeddings: pd.DataFrame | No
 
 def kshot_fit_predict(
     splits: pd.DataFrame, kshot_sets: pd.DataFrame, adaptation_params: Mapping[str, Any],
-    domains_params: Mapping[str, Any], domain: str, strategy: str, embeddings: pd.DataFrame | None = None,
+    domains_params: Mapping[str, Any], domain: str, strategy: AdaptStrategy, embeddings: pd.DataFrame | None = None,
     wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None,
 ) -> pd.DataFrame:
     """One model per (k, seed) support set, each scored on the whole test split: columns k, seed,
@@ -241,7 +241,7 @@ def kshot_fit_predict(
 
 def unseen_kshot_fit_predict(
     splits: pd.DataFrame, unseen_kshot_sets: pd.DataFrame, adaptation_params: Mapping[str, Any],
-    domains_params: Mapping[str, Any], domain: str, strategy: str, embeddings: pd.DataFrame | None = None,
+    domains_params: Mapping[str, Any], domain: str, strategy: AdaptStrategy, embeddings: pd.DataFrame | None = None,
     wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None,
 ) -> pd.DataFrame:
     """Each unseen-class support set fitted, scored on the rest of those classes (its query)."""
