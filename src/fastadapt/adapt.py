@@ -50,16 +50,17 @@ is an `AdaptedPredictor`: the `TextClassifier` (`classes_`, `predict`, `predict_
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fastadapt.adaptation.strategies import STRATEGIES, AdaptStrategy
-from fastadapt.config import ConfigError
+from fastadapt.config import Checks, ConfigError, Settings
 
 FIT_OPTIONS = {"features", "validation", "validation_features", "seed", "checkpoint_name", "progress", "k"}
 CONFIG_OPTIONS = {"metric", "temperature", "pooling", "normalize", "max_length", "batch_size", "dropout", "casing",
@@ -122,6 +123,52 @@ AUTO_STRATEGY = {"text_classification": "finetune_head", "ner": "structshot"}
 def resolve_strategy(strategy: str, kind: str) -> str:
     """`strategy`, or the default of the task kind when it is `auto`."""
     return AUTO_STRATEGY[kind] if strategy == "auto" else strategy
+
+
+TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")  # a folder under data/01_raw/tasks
+TASK_KINDS = ("auto", "text_classification", "ner")
+
+
+@dataclass(frozen=True)
+class TaskSettings(Settings):
+    """The `task:` block of `kedro run --pipeline new_task` (conf/base/parameters_new_task.yml):
+    which folder, how many shots of which draw, the strategy (`auto`: `AUTO_STRATEGY`), the kind
+    (`auto`: from the files) and the model to adapt. Errors name `task.<key>`."""
+
+    name: str | None = None
+    shots: int | None = None  # examples per class (NER: mentions per type); None: all of train
+    seed: int = 0
+    strategy: AdaptStrategy | str = "auto"
+    kind: str = "auto"
+    model: str = "meta_learner"  # meta_learner | pretrained | a backbone name or model directory
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None, where: str = "task") -> TaskSettings:
+        if params is not None and not isinstance(params, Mapping):
+            raise ConfigError(f"{where} must be a mapping (name, shots, seed, strategy, kind, model); got {params!r}")
+        return super().from_params(params, where)
+
+    def validate(self, where: str) -> None:
+        check = Checks(self, where)
+        if self.name is None or self.name == "":
+            raise ConfigError(f'{where}.name is missing: name the task folder, e.g. kedro run --pipeline new_task '
+                              f'--params "{where}.name=<folder under data/01_raw/tasks>"')
+        if not isinstance(self.name, str) or not TASK_NAME.fullmatch(self.name):
+            check.fail("name", "allowed: the name of a folder under data/01_raw/tasks (letters, digits, _ and -)")
+        shots = self.shots
+        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+            check.fail("shots", "allowed: an integer >= 1 (examples per class, or mentions per entity type for "
+                                "NER), or null for the whole train file")
+        check.integer("seed", 0)
+        if self.strategy != "auto":
+            object.__setattr__(self, "strategy", check_strategy(self.strategy, f"{where}.strategy"))
+        check.choice("kind", TASK_KINDS)
+        if not isinstance(self.model, str) or not self.model:
+            check.fail("model", "allowed: meta_learner, pretrained, minilm-l6 or a model directory")
+
+    def resolved(self, kind: str) -> TaskSettings:
+        """These settings with `strategy: auto` replaced by the default of the task kind."""
+        return replace(self, strategy=check_strategy(resolve_strategy(self.strategy, kind)))
 
 
 def check_strategy(strategy: str | AdaptStrategy, where: str = "strategy") -> AdaptStrategy:
@@ -358,4 +405,5 @@ def _tfidf(support: pd.DataFrame, kind: str, options: Mapping[str, Any], where: 
         raise
 
 
-__all__ = ["AUTO_STRATEGY", "STRATEGIES", "resolve_strategy", "AdaptStrategy", "AdaptedPredictor", "adapt", "check_strategy"]
+__all__ = ["AUTO_STRATEGY", "STRATEGIES", "AdaptStrategy", "AdaptedPredictor", "TaskSettings", "adapt", "check_strategy",
+           "resolve_strategy"]
