@@ -291,27 +291,18 @@ def fit_classifier(
 
     if config.frozen_encoder:
         x = _prepare(features, config) if features is not None else encode(texts)
-        if config.strategy is AdaptStrategy.PROTOTYPE:
-            head = PrototypeHead.from_features(x, targets, len(classes), config.metric, config.temperature)
-            return EncoderClassifier(backbone, head, classes, **common)
-        torch.manual_seed(config.training.seed)
-        head = LinearHead(x.shape[1], len(classes), config.dropout)
-        if config.head_init == "prototype":
-            initialise_from_prototypes(head, x, targets, config)
-        validate = None
-        if validation is not None and config.training.early_stop_patience:
+
+        def validation_set() -> tuple[torch.Tensor, torch.Tensor] | None:
             val_texts, val_labels = _known(validation, index)
-            if val_texts:
-                val_x = (_prepare(np.asarray(validation_features)[_known_positions(validation, index)], config)
-                         if validation_features is not None else encode(val_texts))
-                val_y = torch.tensor([index[label] for label in val_labels], dtype=torch.long)
-                val_batches = [{"features": val_x[i:i + 4096], "labels": val_y[i:i + 4096]}
-                               for i in range(0, len(val_y), 4096)]
-                validate = lambda model: _mean_loss(model, val_batches, _feature_loss)
-        batches = FeatureBatches(x, targets, config.training.batch_size, config.training.seed)
-        summary = _train(head, _feature_loss, batches, config, checkpoint_name, validate,
-                         f"head ({len(classes)} classes)", progress)
-        return EncoderClassifier(backbone, head.cpu(), classes, training=summary, **common)
+            if not val_texts:
+                return None
+            val_x = (_prepare(np.asarray(validation_features)[_known_positions(validation, index)], config)
+                     if validation_features is not None else encode(val_texts))
+            return val_x, torch.tensor([index[label] for label in val_labels], dtype=torch.long)
+
+        head, summary = _fit_feature_head(x, targets, len(classes), config,
+                                          validation_set if validation is not None else None, 4096, checkpoint_name, f"head ({len(classes)} classes)", progress)
+        return EncoderClassifier(backbone, head, classes, training=summary, **common)
 
     tokenizer = backbone.tokenizer
     encoder = _trainable_encoder(backbone, config)
@@ -341,6 +332,30 @@ def fit_classifier(
                      f"{config.strategy} fine-tuning ({len(classes)} classes)", progress)
     tuned = _merged_backbone(backbone, module.encoder, config)
     return EncoderClassifier(tuned, module.head, classes, training=summary, **common)
+
+
+def _fit_feature_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, config: AdaptationConfig,
+                      validation_set, chunk: int, checkpoint_name: str | None, description: str, progress: bool
+                      ) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The head on a frozen encoder's features (x, y): prototypes (nothing trained, no summary) or a
+    linear head trained on them. `validation_set()` gives (x, y) for early stopping, or None; it
+    is called only when `training.early_stop_patience` can use it."""
+    if config.strategy is AdaptStrategy.PROTOTYPE:
+        return PrototypeHead.from_features(x, y, n_classes, config.metric, config.temperature), None
+    torch.manual_seed(config.training.seed)
+    head = LinearHead(x.shape[1], n_classes, config.dropout)
+    if config.head_init == "prototype":
+        initialise_from_prototypes(head, x, y, config)
+    validate = None
+    held_out = validation_set() if validation_set is not None and config.training.early_stop_patience else None
+    if held_out is not None:
+        val_x, val_y = held_out
+        val_batches = [{"features": val_x[i:i + chunk], "labels": val_y[i:i + chunk]}
+                       for i in range(0, len(val_y), chunk)]
+        validate = lambda model: _mean_loss(model, val_batches, _feature_loss)
+    batches = FeatureBatches(x, y, config.training.batch_size, config.training.seed)
+    summary = _train(head, _feature_loss, batches, config, checkpoint_name, validate, description, progress)
+    return head.cpu(), summary
 
 
 def initialise_from_prototypes(head: LinearHead, features: torch.Tensor, targets: torch.Tensor,
@@ -470,24 +485,9 @@ def fit_tagger(
 
     if config.frozen_encoder:
         x, y = flat_features(token_lists, tag_lists, features)
-        if config.strategy is AdaptStrategy.PROTOTYPE:
-            head = PrototypeHead.from_features(x, y, len(tags), config.metric, config.temperature)
-            return EncoderTagger(backbone, head, tags, **common)
-        torch.manual_seed(config.training.seed)
-        head = LinearHead(x.shape[1], len(tags), config.dropout)
-        if config.head_init == "prototype":
-            initialise_from_prototypes(head, x, y, config)
-        validate = None
-        if validation is not None and config.training.early_stop_patience:
-            val_tokens, val_tags = _check_tagging(*validation)
-            val_x, val_y = flat_features(val_tokens, val_tags)
-            val_batches = [{"features": val_x[i:i + 8192], "labels": val_y[i:i + 8192]}
-                           for i in range(0, len(val_y), 8192)]
-            validate = lambda model: _mean_loss(model, val_batches, _feature_loss)
-        batches = FeatureBatches(x, y, config.training.batch_size, config.training.seed)
-        summary = _train(head, _feature_loss, batches, config, checkpoint_name, validate,
-                         f"token head ({len(tags)} tags)", progress)
-        return EncoderTagger(backbone, head.cpu(), tags, training=summary, **common)
+        validation_set = (lambda: flat_features(*_check_tagging(*validation))) if validation is not None else None
+        head, summary = _fit_feature_head(x, y, len(tags), config, validation_set, 8192, checkpoint_name, f"token head ({len(tags)} tags)", progress)
+        return EncoderTagger(backbone, head, tags, training=summary, **common)
 
     tokenizer = backbone.tokenizer
 

@@ -105,12 +105,8 @@ _STRATEGY_KEYS = {
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
-    """`value` as a dict (None: empty), or `ConfigError` naming `where`."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where} must be a mapping of settings; got {value!r}")
-    return dict(value)
+    """`value` as a dict (None: empty); anything but a mapping raises `ConfigError` naming `where`."""
+    return check_keys(value, list(value) if isinstance(value, Mapping) else [], where)
 
 
 @dataclass(frozen=True)
