@@ -21,6 +21,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from fastadapt.models.predictor import check_token_lists
+
 ANALYZERS = ("word", "word+char")
 # Character n-grams inside word boundaries: robust to inflection, typos and unseen words,
 # which matters most when only a few examples per class are seen.
@@ -277,21 +279,6 @@ def token_features(tokens: Sequence[str]) -> list[dict[str, str | bool]]:
     return features
 
 
-def _check_token_lists(name: str, token_lists: Sequence[list[str]]) -> list[list[str]]:
-    checked = []
-    for i, tokens in enumerate(token_lists):
-        if isinstance(tokens, str):
-            raise ValueError(f"{name}[{i}] must be a list of token strings, not a single string")
-        tokens = list(tokens)
-        for token in tokens:
-            if not isinstance(token, str):
-                raise ValueError(
-                    f"{name}[{i}] must hold strings; got {type(token).__name__} {token!r}"
-                )
-        checked.append(tokens)
-    return checked
-
-
 class CrfTagger(BaseEstimator):
     """Linear-chain CRF (CRFsuite, L-BFGS with elastic net) over hand-made token features.
 
@@ -322,7 +309,7 @@ class CrfTagger(BaseEstimator):
     def fit(self, token_lists: Sequence[list[str]], tag_lists: Sequence[list[str]]) -> CrfTagger:
         """Fit on tokenised sentences and their IOB2 tags ('O', 'B-<type>', 'I-<type>')."""
         self._check_params()
-        token_lists = _check_token_lists("token_lists", token_lists)
+        token_lists = check_token_lists(token_lists)
         tag_lists = [list(tags) for tags in tag_lists]
         if len(token_lists) != len(tag_lists):
             raise ValueError(
@@ -361,7 +348,7 @@ class CrfTagger(BaseEstimator):
             raise NotFittedError(
                 f"{type(self).__name__} is not fitted yet; call fit(token_lists, tag_lists) first"
             )
-        token_lists = _check_token_lists("token_lists", token_lists)
+        token_lists = check_token_lists(token_lists)
         return [
             repair_iob2(self.crf_.predict_single(token_features(tokens))) if tokens else []
             for tokens in token_lists

@@ -31,7 +31,12 @@ from fastadapt.adaptation.strategies import FROZEN_STRATEGIES, AdaptStrategy, Do
 from fastadapt.config import domain_configs
 from fastadapt.models.backbones import named_backbone
 from fastadapt.models.encoder import embed_texts
-from fastadapt.models.predictor import classification_predictions, ner_predictions
+from fastadapt.models.predictor import (
+    classification_predictions,
+    ner_predictions,
+    set_predictions,
+    with_set,
+)
 from fastadapt.tasks.kshot import KShotError, draw_kshot, draw_ner_kshot
 
 log = logging.getLogger(__name__)
@@ -88,12 +93,6 @@ def _classification_table(model: EncoderClassifier, rows: pd.DataFrame, features
     if features is not None and model.strategy in FROZEN_STRATEGIES:
         return classification_predictions(_CachedFeatures(model, rows["text"].tolist(), features), rows)
     return classification_predictions(model, rows)
-
-
-def _with_set(table: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
-    table.insert(0, "seed", int(seed))
-    table.insert(0, "k", int(k))
-    return table
 
 
 def _set_row_ids(
@@ -221,7 +220,7 @@ def kshot_fit_predict(
                 predicted = model.predict_features(*test_features)
                 table = pd.DataFrame({"row_id": test["row_id"].to_numpy(),
                                       "tags": [list(t) for t in test["tags"]], "predicted": predicted})
-            frames.append(_with_set(table, k, seed))
+            frames.append(with_set(table, k, seed))
         return pd.concat(frames, ignore_index=True)
 
     use_cache = embeddings is not None and config.frozen_encoder
@@ -233,10 +232,8 @@ def kshot_fit_predict(
                                features=_features(embeddings, ids) if use_cache else None,
                                checkpoint_name=f"{domain}/{name}/k{k}-seed{seed}")
         _log_fit(domain, name, f"{k}-shot seed {seed} ({len(ids)} rows)", started, model)
-        frames.append(_with_set(_classification_table(model, test, test_features), k, seed))
-    # k-shot models may know fewer classes than the test set; missing probabilities are 0.
-    proba = sorted({c for f in frames for c in f.columns if c.startswith("proba__")})
-    return pd.concat(frames, ignore_index=True).fillna({c: 0.0 for c in proba})
+        frames.append(with_set(_classification_table(model, test, test_features), k, seed))
+    return set_predictions(frames)
 
 
 def unseen_kshot_fit_predict(
@@ -261,7 +258,7 @@ def unseen_kshot_fit_predict(
                                features=_features(embeddings, support_ids) if use_cache else None,
                                checkpoint_name=f"{domain}/{name}/unseen-k{k}-seed{seed}")
         table = _classification_table(model, query, _features(embeddings, query["row_id"]) if use_cache else None)
-        frames.append(_with_set(table, int(k), int(seed)))
+        frames.append(with_set(table, int(k), int(seed)))
     return pd.concat(frames, ignore_index=True)
 
 
