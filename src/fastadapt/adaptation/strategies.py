@@ -29,6 +29,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from fastadapt.adaptation.lora import LoraSettings
 from fastadapt.config import (
     Checks,
@@ -224,6 +226,29 @@ class DomainPlan:
     @property
     def uses_frozen_features(self) -> bool:
         return any(s in FROZEN_STRATEGIES for s in (*self.full_data, *self.kshot))
+
+    def kshot_sets_to_fit(self, train: pd.DataFrame, kshot_sets: pd.DataFrame) -> list[tuple[int, int, list[int]]]:
+        """(k, seed, row ids) of every k-shot set to fit: those of `<domain>.kshot_sets`, filtered by
+        `adaptation.kshot_sets`; a (k, seed) the table lacks is drawn from the train split here."""
+        from fastadapt.tasks.kshot import KShotError, draw_kshot, draw_ner_kshot
+
+        available = {(int(k), int(seed)): group["row_id"].astype(int).tolist()
+                     for (k, seed), group in kshot_sets.groupby(["k", "seed"], sort=True)}
+        ks = self.kshot_ks or sorted({k for k, _ in available})
+        seeds = self.kshot_seeds or sorted({s for _, s in available})
+        chosen = []
+        for k in ks:
+            for seed in seeds:
+                if (k, seed) in available:
+                    chosen.append((k, seed, available[(k, seed)]))
+                    continue
+                try:
+                    ids = draw_ner_kshot(train, k, seed) if self.kind == "ner" else draw_kshot(train, k, seed)
+                except KShotError as error:
+                    raise KShotError(f"adaptation.kshot_sets.ks asks for k={k} on domain '{self.domain}': "
+                                     f"{error}") from None
+                chosen.append((k, seed, ids))
+        return chosen
 
 
 @dataclass(frozen=True)
