@@ -11,7 +11,8 @@ from __future__ import annotations
 import numbers
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import sklearn_crfsuite
@@ -21,6 +22,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from fastadapt.config import ConfigError, check_keys
 from fastadapt.models.predictor import check_token_lists
 
 ANALYZERS = ("word", "word+char")
@@ -54,7 +56,28 @@ def _check_texts(name: str, texts: Sequence[str]) -> list[str]:
     return texts
 
 
-class TfidfLogisticRegression(BaseEstimator):
+class _Baseline(BaseEstimator):
+    """A baseline estimator built from its parameter block: unknown keys and bad values raise
+    `ConfigError` naming `<where>.<key>` before any fit (the constructor itself, as scikit-learn
+    wants, only stores its arguments; `fit` checks them again)."""
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None, where: str) -> Any:
+        values = check_keys(params, cls._get_param_names(), where)
+        if "ngram_range" in values and isinstance(values["ngram_range"], list):
+            values["ngram_range"] = tuple(values["ngram_range"])  # YAML has no tuples
+        model = cls(**values)
+        try:
+            model._check_params()
+        except ValueError as error:
+            raise ConfigError(f"{where}.{error}") from None
+        return model
+
+    def _check_params(self) -> None:
+        raise NotImplementedError
+
+
+class TfidfLogisticRegression(_Baseline):
     """TF-IDF features + multinomial logistic regression, the standard text-classification floor.
 
     Parameters
@@ -279,7 +302,7 @@ def token_features(tokens: Sequence[str]) -> list[dict[str, str | bool]]:
     return features
 
 
-class CrfTagger(BaseEstimator):
+class CrfTagger(_Baseline):
     """Linear-chain CRF (CRFsuite, L-BFGS with elastic net) over hand-made token features.
 
     The usual feature-based NER floor; predictions are repaired to valid IOB2.

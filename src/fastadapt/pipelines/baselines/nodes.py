@@ -21,10 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _tfidf(params: Mapping[str, Any]) -> TfidfLogisticRegression:
-    options = dict(params)
-    if "ngram_range" in options:
-        options["ngram_range"] = tuple(options["ngram_range"])
-    return TfidfLogisticRegression(**options)
+    return TfidfLogisticRegression.from_params(params, "baselines.tfidf")
 
 
 def _split(splits: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -69,7 +66,7 @@ def fit_crf(splits: pd.DataFrame, crf_params: Mapping[str, Any]) -> CrfTagger:
     """Fit a feature CRF on the NER train split."""
     train = _split(splits, "train")
     started = time.perf_counter()
-    model = CrfTagger(**crf_params).fit(train["tokens"].tolist(), train["tags"].tolist())
+    model = CrfTagger.from_params(crf_params, "baselines.crf").fit(train["tokens"].tolist(), train["tags"].tolist())
     log.info("CRF fitted on %d sentences in %.1f s", len(train), time.perf_counter() - started)
     return model
 
