@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from fastadapt.adaptation import (
-    AdaptationConfig,
     AdaptStrategy,
     EncoderClassifier,
     fit_classifier,
@@ -16,16 +15,7 @@ from fastadapt.models.encoder import embed_texts
 from fastadapt.models.predictor import TextClassifier
 from fastadapt.tasks.kshot import KShotError
 
-from .conftest import labelled_texts
-
-TRAINING = {"max_steps": 40, "batch_size": 8, "lr": 0.01, "device": "cpu", "num_threads": 1, "log_every": 5}
-
-
-def config(strategy: str, **settings) -> AdaptationConfig:
-    params = {"strategy": strategy, "batch_size": 8, "device": "cpu", **settings}
-    if strategy != "prototype":
-        params.setdefault("training", TRAINING)
-    return AdaptationConfig.from_params(params)
+from .conftest import TRAINING, config, labelled_texts
 
 
 def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:

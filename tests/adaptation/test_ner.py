@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from fastadapt.adaptation import (
-    AdaptationConfig,
     EncoderTagger,
     fit_tagger,
     viterbi_iob2,
@@ -24,17 +23,9 @@ from fastadapt.models.baselines import repair_iob2
 from fastadapt.models.predictor import SequenceTagger
 from fastadapt.tasks.kshot import KShotError
 
-from .conftest import SENTENCES
+from .conftest import SENTENCES, TRAINING, config
 
 TAGS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
-TRAINING = {"max_steps": 40, "batch_size": 8, "lr": 0.01, "device": "cpu", "num_threads": 1, "log_every": 5}
-
-
-def config(strategy: str, **settings) -> AdaptationConfig:
-    params = {"strategy": strategy, "batch_size": 8, "device": "cpu", **settings}
-    if strategy != "prototype":
-        params.setdefault("training", TRAINING)
-    return AdaptationConfig.from_params(params)
 
 
 def is_valid_iob2(tags: list[str]) -> bool:
