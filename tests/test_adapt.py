@@ -190,3 +190,23 @@ def test_adapt_gives_predictors_that_evaluation_reads(backbone):
     assert list(table.columns) == ["row_id", "tags", "predicted"] and len(table) == len(SENTENCES)
     with pytest.raises(ValueError, match=r"text, label \(classification\) or tokens, tags \(NER\); got \['sentence'\]"):
         adapt(backbone, pd.DataFrame({"sentence": ["a"]}), "prototype")
+
+
+def test_task_settings_and_strategy_options_name_the_parameter():
+    from fastadapt.adapt import TaskSettings, strategy_options
+
+    task = TaskSettings.from_params({"name": "tickets", "shots": 5})
+    assert (task.strategy, task.kind, task.model, task.seed) == ("auto", "auto", "meta_learner", 0)
+    assert task.resolved("ner").strategy is AdaptStrategy.STRUCTSHOT
+    assert task.resolved("text_classification").strategy is AdaptStrategy.FINETUNE_HEAD
+    for params, message in [({"name": "t", "shots": 0}, r"task\.shots is 0; allowed: an integer >= 1"),
+                            ({"name": "t", "kind": "image"}, r"task\.kind is 'image'; allowed:"),
+                            ({"name": "t", "shot": 5}, r"task: unknown setting\(s\) \['shot'\]"),
+                            ({"name": "../t"}, r"task\.name is '\.\./t'; allowed: the name of a folder")]:
+        with pytest.raises(ConfigError, match=message):
+            TaskSettings.from_params(params)
+    block = {"prototype": {"label_names": True}, "tfidf": None}
+    assert strategy_options(block, AdaptStrategy.PROTOTYPE, "new_task.strategies") == {"label_names": True}
+    assert strategy_options(block, "tfidf", "new_task.strategies") == {}
+    with pytest.raises(ConfigError, match=r"new_task\.strategies: unknown setting\(s\) \['finetune_heads'\]"):
+        strategy_options({"finetune_heads": {}}, "prototype", "new_task.strategies")

@@ -60,7 +60,7 @@ import numpy as np
 import pandas as pd
 
 from fastadapt.adaptation.strategies import STRATEGIES, AdaptStrategy
-from fastadapt.config import Checks, ConfigError, Settings
+from fastadapt.config import Checks, ConfigError, Settings, check_keys
 
 FIT_OPTIONS = {"features", "validation", "validation_features", "seed", "checkpoint_name", "progress", "k"}
 CONFIG_OPTIONS = {"metric", "temperature", "pooling", "normalize", "max_length", "batch_size", "dropout", "casing",
@@ -123,6 +123,15 @@ AUTO_STRATEGY = {"text_classification": "finetune_head", "ner": "structshot"}
 def resolve_strategy(strategy: str, kind: str) -> str:
     """`strategy`, or the default of the task kind when it is `auto`."""
     return AUTO_STRATEGY[kind] if strategy == "auto" else strategy
+
+
+def strategy_options(block: Mapping[str, Any] | None, strategy: str | AdaptStrategy, where: str) -> dict[str, Any]:
+    """The options `block` (strategy name -> `adapt` options, e.g. `new_task.strategies`) holds for
+    `strategy`; a key that names no strategy raises `ConfigError` (a typo would be ignored)."""
+    options = check_keys(block, STRATEGIES, where).get(str(strategy))
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"{where}.{strategy} is {options!r}; allowed: a mapping of adapt() options")
+    return dict(options or {})
 
 
 TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")  # a folder under data/01_raw/tasks
@@ -406,4 +415,4 @@ def _tfidf(support: pd.DataFrame, kind: str, options: Mapping[str, Any], where: 
 
 
 __all__ = ["AUTO_STRATEGY", "STRATEGIES", "AdaptStrategy", "AdaptedPredictor", "TaskSettings", "adapt", "check_strategy",
-           "resolve_strategy"]
+           "resolve_strategy", "strategy_options"]

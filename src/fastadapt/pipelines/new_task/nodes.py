@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fastadapt.adapt import TaskSettings, adapt
+from fastadapt.adapt import TaskSettings, adapt, strategy_options
 from fastadapt.config import ConfigError
 from fastadapt.evaluation.metrics import classification_metrics, ner_metrics
 from fastadapt.models.backbones import named_backbone
@@ -45,7 +45,7 @@ def adapt_task(train: pd.DataFrame, test: pd.DataFrame, read_info: Mapping[str, 
     ner = "tags" in train
     task = TaskSettings.from_params(task).resolved("ner" if ner else "text_classification")
     strategy = task.strategy
-    options = dict((strategies or {}).get(strategy) or {})
+    options = strategy_options(strategies, strategy, "new_task.strategies")
     support = draw_support(train, task.name, task.shots, task.seed)
     learner = _learner(task, ner_source_tagger if ner and ner_source_tagger is not None else meta_learner,
                        pretrained_backbone)
