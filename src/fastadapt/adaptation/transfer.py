@@ -103,7 +103,7 @@ class SourceTaggerSettings(Settings):
             object.__setattr__(self, "adaptation", adaptation)
         if adaptation.frozen_encoder:
             raise ConfigError(f"{where}.adaptation.strategy is '{adaptation.strategy.short}'; a source tagger "
-                              f"fine-tunes its encoder: full (finetune_all) or lora (finetune_lora)")
+                              f"fine-tunes its encoder: full or lora (finetune_all or finetune_lora)")
 
 
 __all__ = ["HeldOutLeakError", "SourceTaggerSettings", "check_no_leak", "hold_out_types", "pretrain_tagger"]
