@@ -9,24 +9,10 @@ import pytest
 import torch
 
 from fastadapt.adapt import adapt
-from fastadapt.adaptation import (
-    AdaptationConfig,
-    EncoderTagger,
-    fit_tagger,
-    viterbi_iob2,
-)
+from fastadapt.adaptation import AdaptationConfig, EncoderTagger, fit_tagger, viterbi_iob2
 from fastadapt.adaptation.ner import CASING_CLASSES, casing_class, casing_features
-from fastadapt.adaptation.nnshot import (
-    AbstractTransitions,
-    NearestNeighbourHead,
-    abstract_kind,
-)
-from fastadapt.adaptation.transfer import (
-    HeldOutLeakError,
-    check_no_leak,
-    hold_out_types,
-    pretrain_tagger,
-)
+from fastadapt.adaptation.nnshot import AbstractTransitions, NearestNeighbourHead, abstract_kind
+from fastadapt.adaptation.transfer import HeldOutLeakError, check_no_leak, hold_out_types, pretrain_tagger
 from fastadapt.config import ConfigError
 from fastadapt.models.baselines import repair_iob2
 
