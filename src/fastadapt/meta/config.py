@@ -112,9 +112,8 @@ class MetaConfig(Settings):
             boolean(key)
         integer("max_length", 2)
         number("temperature", 0, strict_low=True)
-        from fastadapt.adaptation.lora import (
-            LoraSettings,  # here: the config stays torch-free
-        )
+        # Imported here, so that importing the config loads no torch.
+        from fastadapt.adaptation.lora import LoraSettings
 
         if self.lora is not None and not isinstance(self.lora, LoraSettings):
             self.lora = LoraSettings.from_params(self.lora, f"{where}.lora")
