@@ -71,7 +71,7 @@ def test_every_strategy_gives_a_text_classifier_with_its_adaptation_time(backbon
     if strategy.startswith("finetune"):
         options["training"] = FEW_STEPS
     if strategy == "finetune_lora":
-        options["lora"] = {"r": 2, "alpha": 4}
+        options["lora"] = {"r": 2, "lora_alpha": 4}
     learner = None if strategy == "tfidf" else backbone
     predictor = adapt(learner, support, strategy, **options)
     assert isinstance(predictor, AdaptedPredictor) and isinstance(predictor, TextClassifier)
@@ -132,7 +132,8 @@ def test_a_maml_learner_with_lora_round_trips_and_merges_for_fine_tuning(tmp_pat
     import copy
 
     config = MetaConfig.from_params({"algorithm": "fomaml", "n_way": 3, "max_length": 16, "inner_steps": 1,
-                                     "inner_params": "lora", "lora_rank": 2, "device": "cpu"})
+                                     "inner_params": "lora", "lora": {"r": 2, "lora_alpha": 4, "lora_dropout": 0.0},
+                                     "device": "cpu"})
     learner = build_learner(copy.deepcopy(backbone), config)
     with torch.no_grad():  # non-zero adapters, so that merging matters
         for name, parameter in learner.named_parameters():
@@ -173,3 +174,39 @@ def test_wrong_combinations_are_config_errors(backbone):
         adapt(backbone, rows(2), "prototype", metric="manhattan")
     with pytest.raises(ValueError, match="columns text, label"):
         adapt(backbone, pd.DataFrame({"sentence": ["x"]}), "prototype")
+
+
+def test_adapt_gives_predictors_that_evaluation_reads(backbone):
+    """Moved from the second `adapt` (adaptation/fit.py), which is gone: the prediction tables."""
+    from fastadapt.models.predictor import classification_predictions, ner_predictions
+
+    support = rows(4)
+    model = adapt(backbone, support, "prototype", device="cpu")
+    table = classification_predictions(model, support.assign(row_id=range(len(support))))
+    assert list(table.columns) == ["row_id", "label", "predicted", "proba__money", "proba__sport", "proba__weather"]
+    sentences = pd.DataFrame({"tokens": [t for t, _ in SENTENCES], "tags": [t for _, t in SENTENCES]})
+    tagger = adapt(backbone, sentences, "prototype", device="cpu")
+    table = ner_predictions(tagger, sentences.assign(row_id=range(len(sentences))))
+    assert list(table.columns) == ["row_id", "tags", "predicted"] and len(table) == len(SENTENCES)
+    with pytest.raises(ValueError, match=r"text, label \(classification\) or tokens, tags \(NER\); got \['sentence'\]"):
+        adapt(backbone, pd.DataFrame({"sentence": ["a"]}), "prototype")
+
+
+def test_task_settings_and_strategy_options_name_the_parameter():
+    from fastadapt.adapt import TaskSettings, strategy_options
+
+    task = TaskSettings.from_params({"name": "tickets", "shots": 5})
+    assert (task.strategy, task.kind, task.model, task.seed) == ("auto", "auto", "meta_learner", 0)
+    assert task.resolved("ner").strategy is AdaptStrategy.STRUCTSHOT
+    assert task.resolved("text_classification").strategy is AdaptStrategy.FINETUNE_HEAD
+    for params, message in [({"name": "t", "shots": 0}, r"task\.shots is 0; allowed: an integer >= 1"),
+                            ({"name": "t", "kind": "image"}, r"task\.kind is 'image'; allowed:"),
+                            ({"name": "t", "shot": 5}, r"task: unknown setting\(s\) \['shot'\]"),
+                            ({"name": "../t"}, r"task\.name is '\.\./t'; allowed: the name of a folder")]:
+        with pytest.raises(ConfigError, match=message):
+            TaskSettings.from_params(params)
+    block = {"prototype": {"label_names": True}, "tfidf": None}
+    assert strategy_options(block, AdaptStrategy.PROTOTYPE, "new_task.strategies") == {"label_names": True}
+    assert strategy_options(block, "tfidf", "new_task.strategies") == {}
+    with pytest.raises(ConfigError, match=r"new_task\.strategies: unknown setting\(s\) \['finetune_heads'\]"):
+        strategy_options({"finetune_heads": {}}, "prototype", "new_task.strategies")

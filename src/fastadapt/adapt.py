@@ -12,7 +12,7 @@ learner: a `MetaLearnedModel` (the meta-training pipeline's `meta_learner`), a `
     `Backbone`, a `MetaLearner`, a backbone name for `load_backbone` (`minilm-l6`, a model
     directory), or None (only for `tfidf`).
 support: a table with columns text, label (classification) or tokens, tags (NER, IOB2 lists).
-strategy (`STRATEGIES`):
+strategy (`AdaptStrategy`, the one vocabulary; `fastadapt.adaptation.strategies`):
     prototype       no gradient: class means of the support features. A meta-learned ProtoNet
                     uses its own metric and pooling (as meta-trained) unless `metric=` is given;
                     anything else the frozen encoder's features with `metric` (cosine by default).
@@ -50,16 +50,17 @@ is an `AdaptedPredictor`: the `TextClassifier` (`classes_`, `predict`, `predict_
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fastadapt.config import ConfigError
+from fastadapt.adaptation.strategies import STRATEGIES, AdaptStrategy
+from fastadapt.config import Checks, ConfigError, Settings, check_keys
 
 FIT_OPTIONS = {"features", "validation", "validation_features", "seed", "checkpoint_name", "progress", "k"}
 CONFIG_OPTIONS = {"metric", "temperature", "pooling", "normalize", "max_length", "batch_size", "dropout", "casing",
@@ -70,23 +71,6 @@ NER_STRATEGIES = ["nnshot", "structshot", "prototype", "finetune_head", "finetun
 TFIDF_OPTIONS = {"analyzer", "ngram_range", "min_df", "sublinear_tf", "C", "max_iter", "class_weight", "seed"}
 
 
-class AdaptStrategy(str, Enum):
-    """How `adapt` turns a learner and a support set into a predictor (see the module docstring)."""
-
-    PROTOTYPE = "prototype"
-    META = "meta"
-    FINETUNE_HEAD = "finetune_head"
-    FINETUNE_ALL = "finetune_all"
-    FINETUNE_LORA = "finetune_lora"
-    NNSHOT = "nnshot"
-    STRUCTSHOT = "structshot"
-    TFIDF = "tfidf"
-
-
-STRATEGIES = tuple(s.value for s in AdaptStrategy)
-# The adaptation package's names for the strategies that go through fit_classifier / fit_tagger.
-ADAPTATION_STRATEGY = {"prototype": "prototype", "finetune_head": "head", "finetune_all": "full",
-                       "finetune_lora": "lora"}
 # "A few steps" from the (meta-learned) initialisation: the defaults of each fine-tuning strategy,
 # merged under `training=` (fastadapt.models.training.TrainingConfig).
 DEFAULT_TRAINING = {
@@ -141,12 +125,64 @@ def resolve_strategy(strategy: str, kind: str) -> str:
     return AUTO_STRATEGY[kind] if strategy == "auto" else strategy
 
 
-def check_strategy(strategy: str | AdaptStrategy, where: str = "strategy") -> str:
-    """The strategy's name, or a `ConfigError` naming `where` and the allowed values."""
-    value = strategy.value if isinstance(strategy, AdaptStrategy) else strategy
-    if value not in STRATEGIES:
-        raise ConfigError(f"{where} is {strategy!r}; allowed: {list(STRATEGIES)}")
-    return value
+def strategy_options(block: Mapping[str, Any] | None, strategy: str | AdaptStrategy, where: str) -> dict[str, Any]:
+    """The options `block` (strategy name -> `adapt` options, e.g. `new_task.strategies`) holds for
+    `strategy`; a key that names no strategy raises `ConfigError` (a typo would be ignored)."""
+    options = check_keys(block, STRATEGIES, where).get(str(strategy))
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"{where}.{strategy} is {options!r}; allowed: a mapping of adapt() options")
+    return dict(options or {})
+
+
+TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")  # a folder under data/01_raw/tasks
+TASK_KINDS = ("auto", "text_classification", "ner")
+
+
+@dataclass(frozen=True)
+class TaskSettings(Settings):
+    """The `task:` block of `kedro run --pipeline new_task` (conf/base/parameters_new_task.yml):
+    which folder, how many shots of which draw, the strategy (`auto`: `AUTO_STRATEGY`), the kind
+    (`auto`: from the files) and the model to adapt. Errors name `task.<key>`."""
+
+    name: str | None = None
+    shots: int | None = None  # examples per class (NER: mentions per type); None: all of train
+    seed: int = 0
+    strategy: AdaptStrategy | str = "auto"
+    kind: str = "auto"
+    model: str = "meta_learner"  # meta_learner | pretrained | a backbone name or model directory
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None, where: str = "task") -> TaskSettings:
+        if params is not None and not isinstance(params, Mapping):
+            raise ConfigError(f"{where} must be a mapping (name, shots, seed, strategy, kind, model); got {params!r}")
+        return super().from_params(params, where)
+
+    def validate(self, where: str) -> None:
+        check = Checks(self, where)
+        if self.name is None or self.name == "":
+            raise ConfigError(f'{where}.name is missing: name the task folder, e.g. kedro run --pipeline new_task '
+                              f'--params "{where}.name=<folder under data/01_raw/tasks>"')
+        if not isinstance(self.name, str) or not TASK_NAME.fullmatch(self.name):
+            check.fail("name", "allowed: the name of a folder under data/01_raw/tasks (letters, digits, _ and -)")
+        shots = self.shots
+        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+            check.fail("shots", "allowed: an integer >= 1 (examples per class, or mentions per entity type for "
+                                "NER), or null for the whole train file")
+        check.integer("seed", 0)
+        if self.strategy != "auto":
+            object.__setattr__(self, "strategy", check_strategy(self.strategy, f"{where}.strategy"))
+        check.choice("kind", TASK_KINDS)
+        if not isinstance(self.model, str) or not self.model:
+            check.fail("model", "allowed: meta_learner, pretrained, minilm-l6 or a model directory")
+
+    def resolved(self, kind: str) -> TaskSettings:
+        """These settings with `strategy: auto` replaced by the default of the task kind."""
+        return replace(self, strategy=check_strategy(resolve_strategy(self.strategy, kind)))
+
+
+def check_strategy(strategy: str | AdaptStrategy, where: str = "strategy") -> AdaptStrategy:
+    """The strategy, or a `ConfigError` naming `where` and the allowed values."""
+    return AdaptStrategy.parse(strategy, where)
 
 
 def adapt(learner: Any, support: pd.DataFrame, strategy: str | AdaptStrategy = "prototype",
@@ -216,7 +252,7 @@ def _timed(fit, strategy: str, kind: str, n_support: int, source: str) -> Adapte
     started = time.perf_counter()
     model = fit()
     seconds = time.perf_counter() - started
-    return AdaptedPredictor(model=model, strategy=strategy, adaptation_seconds=float(seconds), kind=kind,
+    return AdaptedPredictor(model=model, strategy=str(strategy), adaptation_seconds=float(seconds), kind=kind,
                             n_support=n_support, source=source)
 
 
@@ -316,10 +352,10 @@ def _resolve(learner: Any):
 
 
 def _learner_backbone(learner):
-    from fastadapt.meta.saved import merged_copy
+    from fastadapt.adaptation.lora import merged_copy
     from fastadapt.models.backbones import Backbone
 
-    encoder = merged_copy(learner.encoder) if learner.lora_rank is not None else learner.encoder
+    encoder = merged_copy(learner.encoder) if learner.lora is not None else learner.encoder
     return Backbone(name=learner.backbone_name, model=encoder, tokenizer=learner.tokenizer)
 
 
@@ -352,7 +388,7 @@ def _adaptation_config(strategy: str, options: Mapping[str, Any], where: str):
         raise ConfigError(f"{where} '{strategy}' trains nothing: options training and lora do not apply")
     if strategy != "finetune_lora" and "lora" in settings:
         raise ConfigError(f"{where} '{strategy}': option lora applies to finetune_lora only")
-    config = AdaptationConfig.from_params({"strategy": ADAPTATION_STRATEGY[strategy], **settings}, where)
+    config = AdaptationConfig.from_params({"strategy": strategy, **settings}, where)
     return config, {k: v for k, v in options.items() if k in FIT_OPTIONS}
 
 
@@ -378,4 +414,5 @@ def _tfidf(support: pd.DataFrame, kind: str, options: Mapping[str, Any], where: 
         raise
 
 
-__all__ = ["AUTO_STRATEGY", "STRATEGIES", "resolve_strategy", "AdaptStrategy", "AdaptedPredictor", "adapt", "check_strategy"]
+__all__ = ["AUTO_STRATEGY", "STRATEGIES", "AdaptStrategy", "AdaptedPredictor", "TaskSettings", "adapt", "check_strategy",
+           "resolve_strategy", "strategy_options"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fastadapt.adaptation import AdaptationConfig
 from fastadapt.models.backbones import (
     Backbone,
     load_backbone,
@@ -31,6 +32,17 @@ SENTENCES = [
     (["Globex", "hired", "Bob", "."], ["B-ORG", "O", "B-PER", "O"]),
     (["Paris", "and", "London", "are", "cities", "."], ["B-LOC", "O", "B-LOC", "O", "O", "O"]),
 ]
+
+
+TRAINING = {"max_steps": 40, "batch_size": 8, "lr": 0.01, "device": "cpu", "num_threads": 1, "log_every": 5}
+
+
+def config(strategy: str, **settings) -> AdaptationConfig:
+    """A small validated `AdaptationConfig` (CPU, a few training steps unless `training=` says)."""
+    params = {"strategy": strategy, "batch_size": 8, "device": "cpu", **settings}
+    if strategy != "prototype":
+        params.setdefault("training", TRAINING)
+    return AdaptationConfig.from_params(params)
 
 
 def labelled_texts() -> tuple[list[str], list[str]]:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from fastadapt.adaptation import (
-    AdaptationConfig,
     EncoderTagger,
-    adapt,
     fit_tagger,
     viterbi_iob2,
 )
@@ -23,20 +20,12 @@ from fastadapt.adaptation.ner import (
     tag_set,
 )
 from fastadapt.models.baselines import repair_iob2
-from fastadapt.models.predictor import SequenceTagger, ner_predictions
+from fastadapt.models.predictor import SequenceTagger
 from fastadapt.tasks.kshot import KShotError
 
-from .conftest import SENTENCES
+from .conftest import SENTENCES, TRAINING, config
 
 TAGS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
-TRAINING = {"max_steps": 40, "batch_size": 8, "lr": 0.01, "device": "cpu", "num_threads": 1, "log_every": 5}
-
-
-def config(strategy: str, **settings) -> AdaptationConfig:
-    params = {"strategy": strategy, "batch_size": 8, "device": "cpu", **settings}
-    if strategy != "prototype":
-        params.setdefault("training", TRAINING)
-    return AdaptationConfig.from_params(params)
 
 
 def is_valid_iob2(tags: list[str]) -> bool:
@@ -138,10 +127,6 @@ def test_ner_kshot_support_and_a_k_larger_than_a_type(tiny_backbone):
         fit_tagger(tiny_backbone, tokens, tags, config("prototype"), k=4, seed=0)
 
 
-def test_adapt_gives_a_tagger_that_evaluation_reads(tiny_backbone):
-    support = pd.DataFrame({"tokens": [t for t, _ in SENTENCES], "tags": [t for _, t in SENTENCES]})
-    tagger = adapt(config("prototype"), tiny_backbone, support)
-    table = ner_predictions(tagger, support.assign(row_id=range(len(support))))
-    assert list(table.columns) == ["row_id", "tags", "predicted"] and len(table) == len(SENTENCES)
+def test_a_tagger_needs_an_entity_type(tiny_backbone):
     with pytest.raises(ValueError, match="only 'O'"):
         fit_tagger(tiny_backbone, [["a", "b"]], [["O", "O"]], config("prototype"))

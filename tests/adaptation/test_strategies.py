@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastadapt.adaptation import AdaptationConfig, AdaptationPlan
+from fastadapt.adaptation import AdaptationConfig, AdaptationPlan, AdaptStrategy
 from fastadapt.config import ConfigError, DomainConfig
 
 DOMAINS = {
@@ -37,8 +37,14 @@ def test_strategy_defaults():
     full = AdaptationConfig.from_params({"strategy": "full", "training": {"max_steps": 7}})
     assert full.training.max_steps == 7 and not full.normalize_features and not full.frozen_encoder
     lora = AdaptationConfig.from_params({"strategy": "lora", "lora": {"r": 2, "target_modules": "all-linear"}})
-    assert (lora.lora.r, lora.lora.alpha, lora.lora.target_modules) == (2, 16, "all-linear")
+    assert (lora.lora.r, lora.lora.lora_alpha, lora.lora.target_modules) == (2, 16, "all-linear")
     assert lora.lora.peft_config().r == 2
+    assert lora.lora.peft_config().lora_dropout == lora.lora.lora_dropout == 0.1
+    # The pipeline's short names and the adapt() names are one vocabulary.
+    assert (prototype.strategy, full.strategy, lora.strategy) == (
+        AdaptStrategy.PROTOTYPE, AdaptStrategy.FINETUNE_ALL, AdaptStrategy.FINETUNE_LORA)
+    assert AdaptationConfig.from_params({"strategy": "finetune_head"}).strategy is AdaptStrategy.FINETUNE_HEAD
+    assert [s.short for s in (full.strategy, lora.strategy, AdaptStrategy.FINETUNE_HEAD)] == ["full", "lora", "head"]
 
 
 @pytest.mark.parametrize(
@@ -49,6 +55,9 @@ def test_strategy_defaults():
         ({"strategy": "prototype", "training": {}}, ["unknown setting", "'training'", "prototype"]),
         ({"strategy": "lora", "lora": {"r": 0}}, ["adaptation.strategy.lora.r", ">= 1"]),
         ({"strategy": "lora", "lora": {"rank": 4}}, ["adaptation.strategy.lora", "'rank'"]),
+        ({"strategy": "lora", "lora": {"alpha": 4}}, ["adaptation.strategy.lora", "'alpha'", "lora_alpha"]),
+        ({"strategy": "lora", "lora": {"lora_dropout": 1.5}}, ["adaptation.strategy.lora.lora_dropout", "<= 1"]),
+        ({"strategy": "meta"}, ["adaptation.strategy.strategy", "'meta'", "finetune_all"]),
         ({"strategy": "lora", "lora": {"target_modules": []}}, ["adaptation.strategy.lora.target_modules"]),
         ({"strategy": "head", "training": {"lr": -1}}, ["adaptation.strategy.training.lr"]),
         ({"strategy": "head", "training": {"epochs": 3}}, ["adaptation.strategy.training", "'epochs'"]),
@@ -64,32 +73,38 @@ def test_bad_strategy_settings_name_the_parameter(params, names):
 
 
 def test_plan_per_kind_runs_and_domain_overrides():
-    plan = AdaptationPlan.from_params(plan_params(), DOMAINS)
+    plan = AdaptationPlan.from_params(plan_params())
     assert plan.model_name("prototype") == "minilm_prototype"
-    tickets, entities = plan.domains["tickets"], plan.domains["entities"]
-    assert (tickets.full_data, tickets.kshot) == (("prototype", "head"), ("prototype",))
-    assert tickets.configs["prototype"].metric == "euclidean"
-    assert tickets.configs["head"].training.max_steps == 5
-    assert tickets.kshot_configs["prototype"].metric == "euclidean"
-    assert (entities.full_data, entities.kshot) == (("lora",), ())
-    lora = entities.configs["lora"]
+    assert plan.model_name(AdaptStrategy.FINETUNE_HEAD) == plan.model_name("head") == "minilm_head"
+    plans = plan.for_domains(DOMAINS)
+    tickets, entities = plans["tickets"], plans["entities"]
+    prototype, head, lora = AdaptStrategy.PROTOTYPE, AdaptStrategy.FINETUNE_HEAD, AdaptStrategy.FINETUNE_LORA
+    assert (tickets.full_data, tickets.kshot) == ((prototype, head), (prototype,))
+    assert tickets.configs[prototype].metric == "euclidean"
+    assert tickets.configs[head].training.max_steps == 5
+    assert tickets.kshot_configs[prototype].metric == "euclidean"
+    assert (entities.full_data, entities.kshot) == ((lora,), ())
+    lora = entities.configs[lora]
     assert (lora.lora.r, lora.training.max_steps, lora.training.lr) == (4, 3, 0.01)  # deep-merged
     assert tickets.uses_frozen_features and not entities.uses_frozen_features
 
 
 def test_kshot_training_is_merged_over_training():
     params = plan_params(runs={"text_classification": {"full_data": ["head"], "kshot": ["head"]}})
-    tickets = AdaptationPlan.from_params(params, DOMAINS).domains["tickets"]
-    assert tickets.configs["head"].training.max_steps == 5
-    assert tickets.kshot_configs["head"].training.max_steps == 2
+    tickets = AdaptationPlan.from_params(params).for_domains(DOMAINS)["tickets"]
+    assert tickets.configs[AdaptStrategy.FINETUNE_HEAD].training.max_steps == 5
+    assert tickets.kshot_configs[AdaptStrategy.FINETUNE_HEAD].training.max_steps == 2
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"runs": {"text_classification": {"full_data": ["protonet"]}}},
-         r"adaptation\.runs\.text_classification\.full_data names strategy 'protonet'; allowed: \['full'"),
-        ({"strategies": {"maml": {}}}, r"adaptation\.strategies has 'maml'"),
+         (r"adaptation\.runs\.text_classification\.full_data\[0\] is 'protonet'; allowed: \['full', 'lora', "
+          r"'head', 'prototype'\] \(or by name: \['finetune_all'")),
+        ({"strategies": {"maml": {}}}, r"adaptation\.strategies key is 'maml'"),
+        ({"runs": {"text_classification": {"full_data": ["head", "finetune_head"]}}},
+         r"adaptation\.runs\.text_classification\.full_data lists a strategy twice"),
         ({"domains": {"tickets": {"kshot_sets": {"ks": [0]}}}}, r"adaptation\.domains\.tickets\.kshot_sets\.ks"),
         ({"kshot_sets": {"ks": "5"}}, r"adaptation\.kshot_sets\.ks"),
         ({"backbone_short": "Mini-LM"}, r"adaptation\.backbone_short"),
@@ -101,16 +116,16 @@ def test_kshot_training_is_merged_over_training():
 )
 def test_bad_plans_name_the_parameter(changes, message):
     with pytest.raises(ConfigError, match=message):
-        AdaptationPlan.from_params(plan_params(**changes), DOMAINS)
+        AdaptationPlan.from_params(plan_params(**changes)).for_domains(DOMAINS)
 
 
 def test_backbone_short_names():
     for backbone, short in [("minilm-l6", "minilm"), ("tiny-bert", "tinybert"), ("pretrained", "pretrained"),
                             ("/models/My_Encoder-v2", "myencoderv2")]:
-        assert AdaptationPlan.from_params(plan_params(backbone=backbone), DOMAINS).backbone_short == short
+        assert AdaptationPlan.from_params(plan_params(backbone=backbone)).backbone_short == short
 
 
 def test_overrides_of_domains_not_declared_are_ignored_with_a_warning(caplog):
-    plan = AdaptationPlan.from_params(plan_params(domains={"sentiment": {"full_data": ["head"]}}), DOMAINS)
-    assert set(plan.domains) == {"tickets", "entities"}
+    plans = AdaptationPlan.from_params(plan_params(domains={"sentiment": {"full_data": ["head"]}})).for_domains(DOMAINS)
+    assert set(plans) == {"tickets", "entities"}
     assert "adaptation.domains names ['sentiment']" in caplog.text

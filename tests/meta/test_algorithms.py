@@ -29,7 +29,8 @@ SETTINGS = {
     "maml": {"outer_lr": 1e-2, "inner_lr": 0.5, "inner_steps": 3},
     "maml_meta_sgd": {"algorithm": "maml", "outer_lr": 1e-2, "inner_lr": 0.5, "inner_steps": 3, "meta_sgd": True},
     "maml_lora_checkpointed": {"algorithm": "maml", "outer_lr": 1e-2, "inner_lr": 0.5, "inner_steps": 3,
-                                   "inner_params": "lora", "lora_rank": 2, "gradient_checkpointing": True},
+                                   "inner_params": "lora", "lora": {"r": 2, "lora_alpha": 4, "lora_dropout": 0.0},
+                                   "gradient_checkpointing": True},
     "fomaml": {"outer_lr": 1e-2, "inner_lr": 0.5, "inner_steps": 3},
     "anil": {"outer_lr": 1e-2, "inner_lr": 0.5, "inner_steps": 3},
     "reptile": {"outer_lr": 1e-2, "inner_lr": 0.05, "inner_steps": 5},
@@ -128,7 +129,7 @@ def test_algorithms_check_their_learner(tiny_backbone):
         ProtoNet(MetaLearner(tiny_backbone(), head="linear"))
     with pytest.raises(ValueError, match="head='linear'"):
         MAML(MetaLearner(tiny_backbone(), head="prototype"))
-    with pytest.raises(ValueError, match="lora_rank"):
+    with pytest.raises(ValueError, match="needs LoRA adapters: build the learner with lora"):
         MAML(MetaLearner(tiny_backbone(), head="linear"), inner_params="lora")
     with pytest.raises(ValueError, match="inner_params must be 'head'"):
         ANIL(MetaLearner(tiny_backbone(), head="linear"), inner_params="all")

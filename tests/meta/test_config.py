@@ -29,7 +29,9 @@ def test_defaults_are_valid_and_resolve_inner_params():
     ({"algorithm": "protonet", "meta_sgd": True}, r"meta.meta_sgd.*'protonet' has none"),
     ({"algorithm": "reptile", "meta_sgd": True}, r"meta.meta_sgd"),
     ({"algorithm": "anil", "inner_params": "all"}, r"meta.inner_params is 'all'; anil adapts only the head"),
-    ({"algorithm": "maml", "inner_params": "lora"}, r"meta.inner_params.*meta.lora_rank"),
+    ({"algorithm": "maml", "inner_params": "lora"}, r"meta.inner_params.*needs meta\.lora \(LoRA adapters"),
+    ({"lora": {"r": 0}}, r"meta\.lora\.r is 0; allowed: an integer >= 1"),
+    ({"lora": {"rank": 2}}, r"meta\.lora: unknown setting\(s\) \['rank'\]"),
     ({"algorithm": "maml", "first_order": True}, r"meta.first_order.*fomaml"),
     ({"inner_step": 3}, r"meta: unknown setting\(s\) \['inner_step'\]"),
 ])
@@ -47,3 +49,15 @@ def test_training_config_names_are_shared():
               "checkpoint_dir", "seed", "device", "num_threads", "log_every", "max_grad_norm"}
     assert shared <= {f.name for f in fields(TrainingConfig)}
     assert shared <= {f.name for f in fields(MetaConfig)}
+
+
+def test_saved_configs_with_the_old_lora_keys_still_load():
+    """Meta-learners saved before the LoRA block had lora_rank / lora_alpha and no adapter dropout."""
+    from dataclasses import asdict
+
+    old = {**asdict(MetaConfig()), "lora_rank": 2, "lora_alpha": None}
+    del old["lora"]
+    lora = MetaConfig.from_saved(old).lora
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.target_modules) == (2, 4, 0.0, ("query", "value"))
+    saved = asdict(MetaConfig.from_params({"lora": {"r": 3, "lora_dropout": 0.2}}))
+    assert MetaConfig.from_saved(saved).lora == MetaConfig.from_params({"lora": {"r": 3, "lora_dropout": 0.2}}).lora

@@ -275,3 +275,17 @@ def test_token_features_see_two_neighbours_and_sentence_edges():
     assert features[1]["isupper"] and features[0]["istitle"]
     assert features[3]["isdigit"] and features[3]["shape"] == "d"
     assert features[1]["suffix2"] == "eu" and features[1]["lower"] == "eu"
+
+
+def test_baselines_from_their_parameter_blocks_name_the_parameter():
+    from fastadapt.config import ConfigError
+
+    model = TfidfLogisticRegression.from_params({"ngram_range": [1, 3], "C": 2.0}, "baselines.tfidf")
+    assert (model.ngram_range, model.C) == ((1, 3), 2.0)
+    assert CrfTagger.from_params({"max_iterations": 5}, "baselines.crf").max_iterations == 5
+    with pytest.raises(ConfigError, match=r"baselines\.tfidf: unknown setting\(s\) \['ngrams'\]"):
+        TfidfLogisticRegression.from_params({"ngrams": [1, 2]}, "baselines.tfidf")
+    with pytest.raises(ConfigError, match=r"^baselines\.tfidf\.C must be a number > 0.0; got -1"):
+        TfidfLogisticRegression.from_params({"C": -1}, "baselines.tfidf")
+    with pytest.raises(ConfigError, match=r"^baselines\.crf\.c1 must be a number >= 0.0"):
+        CrfTagger.from_params({"c1": -0.5}, "baselines.crf")

@@ -154,14 +154,13 @@ def test_the_wrapper_checks_its_input_and_round_trips_models(tmp_path, model):
 
 def test_a_directory_model_round_trips_through_a_pyfunc_model(tmp_path):
     """A neural classifier (saved with save_directory) is served by the same wrapper."""
-    from fastadapt.adaptation import AdaptationConfig, adapt
+    from fastadapt.adaptation import AdaptationConfig, fit_classifier
     from fastadapt.models.backbones import load_backbone, train_wordpiece_tokenizer
     from fastadapt.monitoring.serving import text_signature
 
     texts, labels = TEXTS * 2, LABELS * 2
     backbone = load_backbone("tiny-bert", tokenizer=train_wordpiece_tokenizer(texts, vocab_size=120, min_frequency=1))
-    classifier = adapt(AdaptationConfig(strategy="prototype", device="cpu"), backbone,
-                       pd.DataFrame({"text": texts, "label": labels}))
+    classifier = fit_classifier(backbone, texts, labels, AdaptationConfig(strategy="prototype", device="cpu"))
     artifact = save_model_artifact(classifier, tmp_path / "model")
     assert artifact.is_dir() and (artifact / "fastadapt_model.json").is_file()
     mlflow.pyfunc.save_model(str(tmp_path / "pyfunc"), python_model=TextClassifierModel(),

@@ -48,7 +48,7 @@ PARAMETERS = {
         "strategies": {
             "prototype": {"metric": "cosine"},
             "head": {"training": {**TRAINING, "early_stop_patience": 2}, "kshot_training": {"max_steps": 10}},
-            "lora": {"lora": {"r": 2, "alpha": 4}, "training": {**TRAINING, "max_steps": 6, "lr": 0.001}},
+            "lora": {"lora": {"r": 2, "lora_alpha": 4}, "training": {**TRAINING, "max_steps": 6, "lr": 0.001}},
         },
         "runs": {
             "text_classification": {"full_data": ["prototype", "head", "lora"], "kshot": ["prototype", "head"]},
@@ -173,7 +173,7 @@ def test_models_are_versioned_directories_that_reload(project):
         folder = project / "data" / "06_models" / domain / model
         assert len(list(folder.iterdir())) == 1  # one version per run
         loaded = ModelDirectoryDataset(str(folder), version=Version(None, None)).load()
-        assert isinstance(loaded, kind) and loaded.strategy == model.split("_")[1]
+        assert isinstance(loaded, kind) and loaded.strategy.short == model.split("_")[1]
     # The head was fitted and scored on cached features; on raw texts it answers the same.
     head = ModelDirectoryDataset(str(project / "data" / "06_models" / TEXT / "tinybert_head"),
                                  version=Version(None, None)).load()
@@ -226,8 +226,8 @@ def test_bad_configurations_stop_with_a_clear_message(project, monkeypatch):
     local = project / "conf" / "local" / "parameters.yml"
     local.write_text(yaml.safe_dump({"adaptation": {"runs": {"text_classification": {"full_data": ["finetune"]}}}}))
     try:
-        with pytest.raises(ConfigError, match=r"adaptation\.runs\.text_classification\.full_data names "
-                                              r"strategy 'finetune'; allowed: \['full', 'lora', 'head', 'prototype'\]"):
+        with pytest.raises(ConfigError, match=r"adaptation\.runs\.text_classification\.full_data\[0\] is "
+                                              r"'finetune'; allowed: \['full', 'lora', 'head', 'prototype'\]"):
             create_pipeline()
     finally:
         local.unlink()

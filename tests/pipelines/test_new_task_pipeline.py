@@ -113,7 +113,7 @@ def test_without_shots_the_whole_train_file_is_used_and_tfidf_needs_no_model(pro
 
 
 def test_unseen_test_labels_overlap_and_quarantine_are_warned_and_recorded(project, run_task, caplog):
-    with caplog.at_level("WARNING", logger="fastadapt.pipelines.new_task.nodes"):
+    with caplog.at_level("WARNING", logger="fastadapt.pipelines.new_task.task_folder"):
         run_task(project, name="suspicious", strategy="tfidf")
     metrics, predictions = outputs(project, "suspicious")
     assert metrics["unseen_test_labels"] == ["card"] and metrics["n_test_unseen_label"] == 2

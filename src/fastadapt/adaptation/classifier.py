@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from fastadapt.adaptation.strategies import AdaptStrategy
 from fastadapt.models.backbones import Backbone
 from fastadapt.models.encoder import embed_texts, pool_hidden_states, resolve_device
 
@@ -162,7 +163,7 @@ class EncoderClassifier:
         head: nn.Module,
         classes: Sequence[str],
         *,
-        strategy: str,
+        strategy: AdaptStrategy | str,
         pooling: str = "mean",
         normalize: bool = False,
         max_length: int = 256,
@@ -172,7 +173,9 @@ class EncoderClassifier:
     ) -> None:
         self.backbone, self.head = backbone, head.eval()
         self.classes_: list[str] = [str(c) for c in classes]
-        self.strategy, self.pooling, self.normalize = strategy, pooling, normalize
+        # `parse`: folders saved before the one vocabulary hold short names (head, full, lora).
+        self.strategy = AdaptStrategy.parse(strategy, "strategy", short_names=True)
+        self.pooling, self.normalize = pooling, normalize
         self.max_length, self.batch_size, self.device = max_length, batch_size, device
         self.training = dict(training or {})
 

@@ -1,15 +1,15 @@
-"""Fit a task model from a backbone and labelled support data, with any strategy.
+"""Fit a task model from a backbone and labelled support data, with any `FITTED` strategy.
 
-    from fastadapt.adaptation import AdaptationConfig, adapt
+    from fastadapt.adaptation import AdaptationConfig, fit_classifier
     from fastadapt.models.backbones import load_backbone
 
     config = AdaptationConfig.from_params({"strategy": "prototype", "metric": "cosine"})
-    model = adapt(config, load_backbone("minilm-l6"), support)   # support: text, label columns
+    model = fit_classifier(load_backbone("minilm-l6"), texts, labels, config)
     model.predict(["the bank raised its outlook"])
 
-`fit_classifier` / `fit_tagger` do the work; `adapt` picks one from the support table's columns
-(text, label: classification; tokens, tags: NER). The backbone passed in is never modified: full
-fine-tuning and LoRA train a copy of its encoder. Frozen-encoder strategies (head, prototype)
+`fit_classifier` (texts, labels) and `fit_tagger` (IOB2-tagged sentences) do the work; the
+entry point that picks one from a support table is `fastadapt.adapt.adapt`. The backbone passed
+in is never modified: full fine-tuning and LoRA train a copy of its encoder. Frozen-encoder strategies (head, prototype)
 accept features computed beforehand (`features=`), so a caller that fits many models on one
 domain (every k-shot set) encodes the domain's texts once.
 """
@@ -36,6 +36,7 @@ from fastadapt.adaptation.classifier import (
     PrototypeHead,
     token_limit,
 )
+from fastadapt.adaptation.lora import inject_lora, merged_copy
 from fastadapt.adaptation.ner import (
     CASING_CLASSES,
     IGNORE_INDEX,
@@ -49,7 +50,7 @@ from fastadapt.adaptation.ner import (
     tag_set,
     word_features,
 )
-from fastadapt.adaptation.strategies import AdaptationConfig
+from fastadapt.adaptation.strategies import AdaptationConfig, AdaptStrategy
 from fastadapt.models.backbones import Backbone
 from fastadapt.models.batching import length_bucketed_batches, pad_batch, tokenize
 from fastadapt.models.encoder import embed_texts
@@ -178,14 +179,12 @@ def _train(module: nn.Module, loss, batches, config: AdaptationConfig, checkpoin
 
 
 def _trainable_encoder(backbone: Backbone, config: AdaptationConfig) -> nn.Module:
-    """A copy of the encoder to train: every weight (full) or peft LoRA adapters (lora)."""
+    """A copy of the encoder to train: every weight (finetune_all) or LoRA adapters (finetune_lora)."""
     encoder = copy.deepcopy(backbone.model)
     encoder.train()
-    if config.strategy == "lora":
-        from peft import get_peft_model
-
+    if config.strategy is AdaptStrategy.FINETUNE_LORA:
         torch.manual_seed(config.training.seed)
-        encoder = get_peft_model(encoder, config.lora.peft_config())
+        encoder = inject_lora(encoder, config.lora)
     else:
         for parameter in encoder.parameters():
             parameter.requires_grad_(True)
@@ -194,8 +193,8 @@ def _trainable_encoder(backbone: Backbone, config: AdaptationConfig) -> nn.Modul
 
 def _merged_backbone(backbone: Backbone, encoder: nn.Module, config: AdaptationConfig) -> Backbone:
     """The trained encoder as a plain backbone: LoRA adapters merged into the weights."""
-    if config.strategy == "lora":
-        encoder = encoder.merge_and_unload()
+    if config.strategy is AdaptStrategy.FINETUNE_LORA:
+        encoder = merged_copy(encoder)
     encoder.eval()
     return Backbone(name=backbone.name, model=encoder, tokenizer=backbone.tokenizer)
 
@@ -292,27 +291,18 @@ def fit_classifier(
 
     if config.frozen_encoder:
         x = _prepare(features, config) if features is not None else encode(texts)
-        if config.strategy == "prototype":
-            head = PrototypeHead.from_features(x, targets, len(classes), config.metric, config.temperature)
-            return EncoderClassifier(backbone, head, classes, **common)
-        torch.manual_seed(config.training.seed)
-        head = LinearHead(x.shape[1], len(classes), config.dropout)
-        if config.head_init == "prototype":
-            initialise_from_prototypes(head, x, targets, config)
-        validate = None
-        if validation is not None and config.training.early_stop_patience:
+
+        def validation_set() -> tuple[torch.Tensor, torch.Tensor] | None:
             val_texts, val_labels = _known(validation, index)
-            if val_texts:
-                val_x = (_prepare(np.asarray(validation_features)[_known_positions(validation, index)], config)
-                         if validation_features is not None else encode(val_texts))
-                val_y = torch.tensor([index[label] for label in val_labels], dtype=torch.long)
-                val_batches = [{"features": val_x[i:i + 4096], "labels": val_y[i:i + 4096]}
-                               for i in range(0, len(val_y), 4096)]
-                validate = lambda model: _mean_loss(model, val_batches, _feature_loss)
-        batches = FeatureBatches(x, targets, config.training.batch_size, config.training.seed)
-        summary = _train(head, _feature_loss, batches, config, checkpoint_name, validate,
-                         f"head ({len(classes)} classes)", progress)
-        return EncoderClassifier(backbone, head.cpu(), classes, training=summary, **common)
+            if not val_texts:
+                return None
+            val_x = (_prepare(np.asarray(validation_features)[_known_positions(validation, index)], config)
+                     if validation_features is not None else encode(val_texts))
+            return val_x, torch.tensor([index[label] for label in val_labels], dtype=torch.long)
+
+        head, summary = _fit_feature_head(x, targets, len(classes), config,
+                                          validation_set if validation is not None else None, 4096, checkpoint_name, f"head ({len(classes)} classes)", progress)
+        return EncoderClassifier(backbone, head, classes, training=summary, **common)
 
     tokenizer = backbone.tokenizer
     encoder = _trainable_encoder(backbone, config)
@@ -342,6 +332,30 @@ def fit_classifier(
                      f"{config.strategy} fine-tuning ({len(classes)} classes)", progress)
     tuned = _merged_backbone(backbone, module.encoder, config)
     return EncoderClassifier(tuned, module.head, classes, training=summary, **common)
+
+
+def _fit_feature_head(x: torch.Tensor, y: torch.Tensor, n_classes: int, config: AdaptationConfig,
+                      validation_set, chunk: int, checkpoint_name: str | None, description: str, progress: bool
+                      ) -> tuple[nn.Module, dict[str, Any] | None]:
+    """The head on a frozen encoder's features (x, y): prototypes (nothing trained, no summary) or a
+    linear head trained on them. `validation_set()` gives (x, y) for early stopping, or None; it
+    is called only when `training.early_stop_patience` can use it."""
+    if config.strategy is AdaptStrategy.PROTOTYPE:
+        return PrototypeHead.from_features(x, y, n_classes, config.metric, config.temperature), None
+    torch.manual_seed(config.training.seed)
+    head = LinearHead(x.shape[1], n_classes, config.dropout)
+    if config.head_init == "prototype":
+        initialise_from_prototypes(head, x, y, config)
+    validate = None
+    held_out = validation_set() if validation_set is not None and config.training.early_stop_patience else None
+    if held_out is not None:
+        val_x, val_y = held_out
+        val_batches = [{"features": val_x[i:i + chunk], "labels": val_y[i:i + chunk]}
+                       for i in range(0, len(val_y), chunk)]
+        validate = lambda model: _mean_loss(model, val_batches, _feature_loss)
+    batches = FeatureBatches(x, y, config.training.batch_size, config.training.seed)
+    summary = _train(head, _feature_loss, batches, config, checkpoint_name, validate, description, progress)
+    return head.cpu(), summary
 
 
 def initialise_from_prototypes(head: LinearHead, features: torch.Tensor, targets: torch.Tensor,
@@ -453,7 +467,7 @@ def fit_tagger(
         if len(features) != 2 or len(features[0]) != len(token_lists) or len(features[1]) != len(token_lists):
             raise ValueError("features must be (states, masks), one entry per sentence of token_lists")
     token_lists, tag_lists, features, tags, index = _tagging_support(token_lists, tag_lists, features, k, seed)
-    if config.casing and config.strategy == "prototype":
+    if config.casing and config.strategy is AdaptStrategy.PROTOTYPE:
         raise ValueError("casing applies to trained heads (head, full, lora), not to prototypes")
     common = {"strategy": config.strategy, "normalize": config.normalize_features, "max_length": config.max_length,
               "batch_size": config.batch_size, "device": config.device, "casing": config.casing}
@@ -471,24 +485,9 @@ def fit_tagger(
 
     if config.frozen_encoder:
         x, y = flat_features(token_lists, tag_lists, features)
-        if config.strategy == "prototype":
-            head = PrototypeHead.from_features(x, y, len(tags), config.metric, config.temperature)
-            return EncoderTagger(backbone, head, tags, **common)
-        torch.manual_seed(config.training.seed)
-        head = LinearHead(x.shape[1], len(tags), config.dropout)
-        if config.head_init == "prototype":
-            initialise_from_prototypes(head, x, y, config)
-        validate = None
-        if validation is not None and config.training.early_stop_patience:
-            val_tokens, val_tags = _check_tagging(*validation)
-            val_x, val_y = flat_features(val_tokens, val_tags)
-            val_batches = [{"features": val_x[i:i + 8192], "labels": val_y[i:i + 8192]}
-                           for i in range(0, len(val_y), 8192)]
-            validate = lambda model: _mean_loss(model, val_batches, _feature_loss)
-        batches = FeatureBatches(x, y, config.training.batch_size, config.training.seed)
-        summary = _train(head, _feature_loss, batches, config, checkpoint_name, validate,
-                         f"token head ({len(tags)} tags)", progress)
-        return EncoderTagger(backbone, head.cpu(), tags, training=summary, **common)
+        validation_set = (lambda: flat_features(*_check_tagging(*validation))) if validation is not None else None
+        head, summary = _fit_feature_head(x, y, len(tags), config, validation_set, 8192, checkpoint_name, f"token head ({len(tags)} tags)", progress)
+        return EncoderTagger(backbone, head, tags, training=summary, **common)
 
     tokenizer = backbone.tokenizer
 
@@ -569,27 +568,7 @@ def fit_nnshot(
     head = NearestNeighbourHead(x, y, len(tags), temperature)
     if structured and transitions is None:
         transitions = AbstractTransitions.from_tag_sequences(tag_lists)
-    return EncoderTagger(backbone, head, tags, strategy="structshot" if structured else "nnshot", normalize=True,
+    return EncoderTagger(backbone, head, tags, strategy=AdaptStrategy.STRUCTSHOT if structured else AdaptStrategy.NNSHOT, normalize=True,
                          max_length=max_length, batch_size=batch_size, device=device,
                          transitions=transitions if structured else None, transition_weight=transition_weight,
-                         training={"support_tokens": int(len(y))})
-
-
-# ---- the entry point -----------------------------------------------------------------------------
-
-
-def adapt(config: AdaptationConfig, backbone: Backbone, support: pd.DataFrame, **options: Any):
-    """A predictor adapted from `backbone` to the labelled `support` table with `config`.
-
-    Columns text, label give an `EncoderClassifier`; tokens, tags an `EncoderTagger`. `options`
-    go to `fit_classifier` / `fit_tagger` (features, validation, k, seed, checkpoint_name...).
-    """
-    columns = set(support.columns)
-    if {"text", "label"} <= columns:
-        return fit_classifier(backbone, support["text"].tolist(), support["label"].tolist(), config, **options)
-    if {"tokens", "tags"} <= columns:
-        return fit_tagger(backbone, [list(t) for t in support["tokens"]], [list(t) for t in support["tags"]],
-                          config, **options)
-    raise ValueError(
-        f"support must have columns text, label (classification) or tokens, tags (NER); got {sorted(columns)}"
-    )
+                         training={"support_tokens": len(y)})

@@ -25,9 +25,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from fastadapt.adaptation.classifier import load_parts, save_parts, token_limit
+from fastadapt.adaptation.strategies import AdaptStrategy
 from fastadapt.models.backbones import Backbone
 from fastadapt.models.batching import length_bucketed_batches, pad_batch
 from fastadapt.models.encoder import resolve_device
+from fastadapt.models.predictor import check_token_lists
 
 INFO_FILE = "tagger.json"
 IGNORE_INDEX = -100
@@ -218,7 +220,7 @@ class EncoderTagger:
         head: nn.Module,
         tags: Sequence[str],
         *,
-        strategy: str,
+        strategy: AdaptStrategy | str,
         normalize: bool = False,
         max_length: int = 256,
         batch_size: int = 64,
@@ -231,7 +233,9 @@ class EncoderTagger:
         self.backbone, self.head = backbone, head.eval()
         self.tags_: list[str] = [str(t) for t in tags]
         self.classes_ = self.tags_
-        self.strategy, self.normalize = strategy, normalize
+        # `parse`: folders saved before the one vocabulary hold short names (head, full, lora).
+        self.strategy = AdaptStrategy.parse(strategy, "strategy", short_names=True)
+        self.normalize = normalize
         self.max_length, self.batch_size, self.device = max_length, batch_size, device
         self.training = dict(training or {})
         self.transitions, self.transition_weight, self.casing = transitions, float(transition_weight), bool(casing)
@@ -281,7 +285,7 @@ class EncoderTagger:
 
     def predict(self, token_lists: Sequence[list[str]]) -> list[list[str]]:
         """One valid IOB2 tag list per token list, of the same length."""
-        token_lists = _check_token_lists(token_lists)
+        token_lists = check_token_lists(token_lists)
         if not token_lists:
             return []
         features, present = self.word_features(token_lists)
@@ -307,16 +311,3 @@ class EncoderTagger:
 
     def __repr__(self) -> str:
         return f"EncoderTagger(backbone={self.backbone.name!r}, strategy={self.strategy!r}, tags={self.tags_})"
-
-
-def _check_token_lists(token_lists: Sequence[Sequence[str]]) -> list[list[str]]:
-    checked = []
-    for i, tokens in enumerate(token_lists):
-        if isinstance(tokens, str):
-            raise ValueError(f"token_lists[{i}] must be a list of token strings, not a single string")
-        tokens = list(tokens)
-        for token in tokens:
-            if not isinstance(token, str):
-                raise ValueError(f"token_lists[{i}] must hold strings; got {type(token).__name__} {token!r}")
-        checked.append(tokens)
-    return checked

@@ -1,142 +1,118 @@
-"""Adaptation strategies as validated settings objects, built once from parameters.
+"""Adaptation strategies: the one vocabulary (`AdaptStrategy`) and their validated settings.
 
-A strategy says how a backbone becomes a task model from labelled support data:
+`AdaptStrategy` names every way `fastadapt.adapt.adapt` turns a learner and a support set into a
+predictor. Four of them fit an encoder-based model (`FITTED`) and are what the `adaptation`
+pipeline runs:
 
-- `full`: fine-tune every encoder weight together with a linear head;
-- `lora`: train low-rank adapters (peft `LoraConfig`) and the head, then merge the adapters into
-  the encoder weights for inference, so the saved model is a plain encoder again;
-- `head`: freeze the encoder, compute its features once, train a linear head on them;
+- `finetune_all` (pipeline name `full`): fine-tune every encoder weight together with a linear head;
+- `finetune_lora` (`lora`): train LoRA adapters (`fastadapt.adaptation.lora`) and the head, then
+  merge the adapters into the encoder weights, so the saved model is a plain encoder again;
+- `finetune_head` (`head`): freeze the encoder, compute its features once, train a linear head;
 - `prototype`: no gradient at all; one prototype per class (the mean of its support features),
   scored by cosine similarity or negative squared Euclidean distance (Snell et al. 2017).
 
-`AdaptationConfig` is one strategy with its settings (the object `adapt(config, backbone,
-support)` takes); `AdaptationPlan` is the whole `adaptation:` parameter block: the backbone, which
-strategies run on which domain, on the full train split and on the k-shot sets. Errors name the
-parameter and the allowed values.
+The pipeline names are the strategies' `short` names, the suffix of model names
+(`minilm_head`); `AdaptStrategy.parse` is the one place that maps them, so YAML may use either.
+`AdaptationConfig` is one strategy with its settings (what `fit_classifier` / `fit_tagger` take);
+`AdaptationPlan` is the whole `adaptation:` parameter block: the backbone, which strategies run
+on which domain, on the full train split and on the k-shot sets. Errors name the parameter and
+the allowed values.
 """
 
 from __future__ import annotations
 
 import logging
-import numbers
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from fastadapt.config import ConfigError, DomainConfig, deep_merge
+import pandas as pd
+
+from fastadapt.adaptation.lora import LoraSettings
+from fastadapt.config import (
+    Checks,
+    ConfigError,
+    DomainConfig,
+    Settings,
+    check_keys,
+    deep_merge,
+)
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("full", "lora", "head", "prototype")
+
+class AdaptStrategy(str, Enum):
+    """How `fastadapt.adapt.adapt` adapts a learner to a support set (see its module docstring)."""
+
+    PROTOTYPE = "prototype"
+    META = "meta"
+    FINETUNE_HEAD = "finetune_head"
+    FINETUNE_ALL = "finetune_all"
+    FINETUNE_LORA = "finetune_lora"
+    NNSHOT = "nnshot"
+    STRUCTSHOT = "structshot"
+    TFIDF = "tfidf"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def short(self) -> str:
+        """The adaptation pipeline's name, the suffix of its model names (`full`, `lora`, `head`)."""
+        return _SHORT.get(self.value, self.value)
+
+    @classmethod
+    def parse(cls, value: Any, where: str, allowed: Sequence[AdaptStrategy] | None = None,
+              short_names: bool = False) -> AdaptStrategy:
+        """The strategy `value` names (also by its short name when `short_names`), or `ConfigError`
+        naming `where` and the allowed values."""
+        allowed = tuple(cls) if allowed is None else tuple(allowed)
+        for strategy in allowed:
+            if value == strategy.value or (short_names and value == strategy.short):
+                return strategy
+        if short_names:
+            names = f"{[s.short for s in allowed]} (or by name: {[s.value for s in allowed if s.short != s.value]})"
+        else:
+            names = str([s.value for s in allowed])
+        raise ConfigError(f"{where} is {value!r}; allowed: {names}")
+
+
+_SHORT = {"finetune_all": "full", "finetune_lora": "lora", "finetune_head": "head"}
+STRATEGIES = tuple(s.value for s in AdaptStrategy)
+# The strategies that fit an encoder model (fit_classifier / fit_tagger), in the pipeline's order.
+FITTED = (AdaptStrategy.FINETUNE_ALL, AdaptStrategy.FINETUNE_LORA, AdaptStrategy.FINETUNE_HEAD,
+          AdaptStrategy.PROTOTYPE)
+PIPELINE_STRATEGIES = tuple(s.short for s in FITTED)  # full, lora, head, prototype
+# Strategies that never change the encoder: their features can be computed once per domain.
+FROZEN_STRATEGIES = (AdaptStrategy.FINETUNE_HEAD, AdaptStrategy.PROTOTYPE)
+# Strategies whose fit runs torch optimisation (the nodes that run them are tagged `gpu`).
+TRAINED_STRATEGIES = (AdaptStrategy.FINETUNE_ALL, AdaptStrategy.FINETUNE_LORA, AdaptStrategy.FINETUNE_HEAD)
 METRICS = ("cosine", "euclidean")
 POOLINGS = ("mean", "cls")
-# Strategies that never change the encoder: their features can be computed once per domain.
-FROZEN_STRATEGIES = ("head", "prototype")
-# Strategies whose fit runs torch optimisation (the nodes that run them are tagged `gpu`).
-TRAINED_STRATEGIES = ("full", "lora", "head")
+HEAD_INITS = ("random", "prototype")
 KNOWN_BACKBONE_SHORT = {"minilm-l6": "minilm", "tiny-bert": "tinybert", "pretrained": "pretrained"}
 
 _COMMON_KEYS = {"pooling", "normalize", "max_length", "batch_size", "device", "label_names"}
-HEAD_INITS = ("random", "prototype")
-_CASING_KEYS = {"casing"}  # NER only: the head reads each word's casing (fastadapt.adaptation.ner.casing_features)
-_INIT_KEYS = {"head_init", "metric", "temperature"}
+_TRAINED_KEYS = _COMMON_KEYS | {"casing", "head_init", "metric", "temperature", "dropout", "training",
+                                "kshot_training"}  # casing: NER only (adaptation.ner.casing_features)
 _STRATEGY_KEYS = {
-    "prototype": _COMMON_KEYS | {"metric", "temperature"},
-    "head": _COMMON_KEYS | _CASING_KEYS | _INIT_KEYS | {"dropout", "training", "kshot_training"},
-    "full": _COMMON_KEYS | _CASING_KEYS | _INIT_KEYS | {"dropout", "training", "kshot_training"},
-    "lora": _COMMON_KEYS | _CASING_KEYS | _INIT_KEYS | {"dropout", "training", "kshot_training", "lora"},
+    AdaptStrategy.PROTOTYPE: _COMMON_KEYS | {"metric", "temperature"},
+    AdaptStrategy.FINETUNE_HEAD: _TRAINED_KEYS,
+    AdaptStrategy.FINETUNE_ALL: _TRAINED_KEYS,
+    AdaptStrategy.FINETUNE_LORA: _TRAINED_KEYS | {"lora"},
 }
 
 
-def _check_number(where: str, value: Any, *, integer: bool, low: float, strict: bool,
-                  high: float | None = None) -> None:
-    kind = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    ok = ok and (value > low if strict else value >= low)
-    ok = ok and (high is None or value <= high)
-    if not ok:
-        what = "an integer" if integer else "a number"
-        bound = f"> {low}" if strict else f">= {low}"
-        if high is not None:
-            bound += f" and <= {high}"
-        raise ConfigError(f"{where} must be {what} {bound}; got {value!r}")
-
-
-def _check_choice(where: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{where} is {value!r}; allowed: {list(allowed)}")
-
-
-def _check_mapping(where: str, value: Any) -> Mapping:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where} must be a mapping of settings; got {value!r}")
-    return value
-
-
-def _check_keys(where: str, params: Mapping, allowed: set[str], hint: str = "") -> None:
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: {sorted(allowed)}{hint}")
-
-
-def training_config(params: Mapping[str, Any] | None, where: str):
-    """A `TrainingConfig` from `params`; errors name `<where>.<key>` and the allowed values."""
-    from fastadapt.models.training import TrainingConfig
-
-    return TrainingConfig.from_params(dict(_check_mapping(where, params)), where=where)
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    """`value` as a dict (None: empty); anything but a mapping raises `ConfigError` naming `where`."""
+    return check_keys(value, list(value) if isinstance(value, Mapping) else [], where)
 
 
 @dataclass(frozen=True)
-class LoraSettings:
-    """peft `LoraConfig` options: rank, scaling alpha, dropout, which linear layers get adapters."""
-
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.1
-    # BERT-family names (MiniLM and tiny-bert are BERT models); "all-linear" is peft's shortcut.
-    target_modules: tuple[str, ...] | str = ("query", "value")
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None, where: str) -> LoraSettings:
-        params = _check_mapping(where, params)
-        _check_keys(where, params, {"r", "alpha", "dropout", "target_modules"})
-        settings = cls(**{k: v for k, v in params.items() if k != "target_modules"})
-        _check_number(f"{where}.r", settings.r, integer=True, low=1, strict=False)
-        _check_number(f"{where}.alpha", settings.alpha, integer=False, low=0, strict=True)
-        _check_number(f"{where}.dropout", settings.dropout, integer=False, low=0, strict=False, high=1)
-        targets = params.get("target_modules", cls.target_modules)
-        if isinstance(targets, str):
-            if targets != "all-linear":
-                raise ConfigError(
-                    f"{where}.target_modules must be a list of module names (e.g. [query, value]) "
-                    f"or 'all-linear'; got {targets!r}"
-                )
-        elif not (
-            isinstance(targets, (list, tuple)) and targets
-            and all(isinstance(t, str) and t for t in targets)
-        ):
-            raise ConfigError(
-                f"{where}.target_modules must be a non-empty list of module names or 'all-linear'; "
-                f"got {targets!r}"
-            )
-        else:
-            targets = tuple(targets)
-        return replace(settings, target_modules=targets)
-
-    def peft_config(self):
-        from peft import LoraConfig
-
-        targets = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-                          target_modules=targets, bias="none")
-
-
-@dataclass(frozen=True)
-class AdaptationConfig:
+class AdaptationConfig(Settings):
     """One strategy and its settings.
 
     strategy: full | lora | head | prototype.
@@ -163,7 +139,7 @@ class AdaptationConfig:
         lower-cased, so otherwise `Apple` and `apple` look alike.
     """
 
-    strategy: str = "prototype"
+    strategy: AdaptStrategy = AdaptStrategy.PROTOTYPE
     metric: str = "cosine"
     temperature: float = 10.0
     pooling: str = "mean"
@@ -178,69 +154,60 @@ class AdaptationConfig:
     label_names: bool = False
     casing: bool = False
 
+    def __post_init__(self) -> None:  # `AdaptationConfig(strategy="head")` in code means the same
+        object.__setattr__(self, "strategy", AdaptStrategy.parse(self.strategy, "strategy", FITTED, short_names=True))
+
     @property
     def normalize_features(self) -> bool:
         if self.normalize is None and self.head_init == "prototype":
             return self.metric == "cosine"  # the cosine prototype rule is linear in normalised features
-        return self.strategy in FROZEN_STRATEGIES if self.normalize is None else bool(self.normalize)
+        return self.frozen_encoder if self.normalize is None else bool(self.normalize)
 
     @property
     def frozen_encoder(self) -> bool:
         return self.strategy in FROZEN_STRATEGIES
 
     @classmethod
-    def from_params(
-        cls, params: Mapping[str, Any], where: str = "adaptation.strategy", training_key: str = "training"
-    ) -> AdaptationConfig:
+    def from_params(cls, params: Mapping[str, Any] | None, where: str = "adaptation.strategy",
+                    training_key: str = "training") -> AdaptationConfig:
         """`params` holds `strategy` and that strategy's settings; `training_key` picks which
         training block becomes `training` (`kshot_training` is merged over `training`)."""
-        params = _check_mapping(where, params)
-        strategy = params.get("strategy")
-        if strategy not in STRATEGIES:
-            raise ConfigError(f"{where}.strategy is {strategy!r}; allowed: {list(STRATEGIES)}")
-        settings = {k: v for k, v in params.items() if k != "strategy"}
-        _check_keys(where, settings, _STRATEGY_KEYS[strategy],
-                    hint=f" (for strategy '{strategy}')")
-        metric = settings.get("metric", cls.metric)
-        _check_choice(f"{where}.metric", metric, METRICS)
-        temperature = settings.get("temperature", cls.temperature)
-        _check_number(f"{where}.temperature", temperature, integer=False, low=0, strict=True)
-        pooling = settings.get("pooling", cls.pooling)
-        _check_choice(f"{where}.pooling", pooling, POOLINGS)
-        normalize = settings.get("normalize")
-        if normalize not in (None, True, False):
-            raise ConfigError(f"{where}.normalize must be true, false or null; got {normalize!r}")
-        max_length = settings.get("max_length", cls.max_length)
-        _check_number(f"{where}.max_length", max_length, integer=True, low=2, strict=False)
-        batch_size = settings.get("batch_size", cls.batch_size)
-        _check_number(f"{where}.batch_size", batch_size, integer=True, low=1, strict=False)
-        dropout = settings.get("dropout", cls.dropout)
-        _check_number(f"{where}.dropout", dropout, integer=False, low=0, strict=False, high=1)
-        device = settings.get("device", cls.device)
-        if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", device):
-            raise ConfigError(f"{where}.device is {device!r}; allowed: auto, cpu, cuda, cuda:N")
-        lora = LoraSettings.from_params(settings.get("lora"), f"{where}.lora")
-        head_init = settings.get("head_init", cls.head_init)
-        _check_choice(f"{where}.head_init", head_init, HEAD_INITS)
-        label_names = settings.get("label_names", cls.label_names)
-        if not isinstance(label_names, bool):
-            raise ConfigError(f"{where}.label_names must be true or false; got {label_names!r}")
-        casing = settings.get("casing", False)
-        if casing not in (True, False):
-            raise ConfigError(f"{where}.casing must be true or false; got {casing!r}")
-        training = None
+        values = check_keys(params, [*(f.name for f in fields(cls)), "kshot_training"], where)
+        strategy = AdaptStrategy.parse(values.pop("strategy", None), f"{where}.strategy", FITTED, short_names=True)
+        unknown = sorted(set(values) - _STRATEGY_KEYS[strategy])
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: "
+                              f"{sorted(_STRATEGY_KEYS[strategy])} (for strategy '{strategy.short}')")
+        if "lora" in values:
+            values["lora"] = LoraSettings.from_params(values["lora"], f"{where}.lora")
+        kshot = values.pop("kshot_training", None)
         if strategy in TRAINED_STRATEGIES:
-            block = dict(_check_mapping(f"{where}.training", settings.get("training")))
-            training = training_config(block, f"{where}.training")
-            if "kshot_training" in settings or training_key == "kshot_training":
+            from fastadapt.models.training import TrainingConfig
+
+            block = _mapping(values.get("training"), f"{where}.training")
+            values["training"] = TrainingConfig.from_params(block, f"{where}.training")
+            if kshot is not None or training_key == "kshot_training":
                 # Checked in both cases, so a bad k-shot budget fails before any fit starts.
-                extra = _check_mapping(f"{where}.kshot_training", settings.get("kshot_training"))
-                kshot = training_config({**block, **extra}, f"{where}.kshot_training")
-                training = kshot if training_key == "kshot_training" else training
-        return cls(strategy=strategy, metric=metric, temperature=float(temperature), pooling=pooling,
-                   normalize=normalize, max_length=int(max_length), batch_size=int(batch_size),
-                   dropout=float(dropout), lora=lora, training=training, device=device, head_init=head_init,
-                   label_names=label_names, casing=bool(casing))
+                merged = {**block, **_mapping(kshot, f"{where}.kshot_training")}
+                kshot_config = TrainingConfig.from_params(merged, f"{where}.kshot_training")
+                values["training"] = kshot_config if training_key == "kshot_training" else values["training"]
+        settings = cls(strategy=strategy, **values)
+        settings.validate(where)
+        return settings
+
+    def validate(self, where: str) -> None:
+        check = Checks(self, where)
+        check.choice("metric", METRICS)
+        check.number("temperature", 0, strict_low=True)
+        check.choice("pooling", POOLINGS)
+        check.choice("normalize", (None, True, False))
+        check.integer("max_length", 2)
+        check.integer("batch_size", 1)
+        check.number("dropout", 0, 1, strict_high=False)
+        check.device()
+        check.choice("head_init", HEAD_INITS)
+        check.boolean("label_names")
+        check.boolean("casing")
 
 
 @dataclass(frozen=True)
@@ -249,10 +216,10 @@ class DomainPlan:
 
     domain: str
     kind: str
-    full_data: tuple[str, ...]
-    kshot: tuple[str, ...]
-    configs: dict[str, AdaptationConfig]        # strategy -> settings for the full train split
-    kshot_configs: dict[str, AdaptationConfig]  # strategy -> settings for the k-shot sets
+    full_data: tuple[AdaptStrategy, ...]
+    kshot: tuple[AdaptStrategy, ...]
+    configs: dict[AdaptStrategy, AdaptationConfig]        # settings for the full train split
+    kshot_configs: dict[AdaptStrategy, AdaptationConfig]  # settings for the k-shot sets
     kshot_ks: tuple[int, ...] | None = None     # None: every k in `<domain>.kshot_sets`
     kshot_seeds: tuple[int, ...] | None = None
 
@@ -260,34 +227,58 @@ class DomainPlan:
     def uses_frozen_features(self) -> bool:
         return any(s in FROZEN_STRATEGIES for s in (*self.full_data, *self.kshot))
 
+    def kshot_sets_to_fit(self, train: pd.DataFrame, kshot_sets: pd.DataFrame) -> list[tuple[int, int, list[int]]]:
+        """(k, seed, row ids) of every k-shot set to fit: those of `<domain>.kshot_sets`, filtered by
+        `adaptation.kshot_sets`; a (k, seed) the table lacks is drawn from the train split here."""
+        from fastadapt.tasks.kshot import KShotError, draw_kshot, draw_ner_kshot
 
-_PLAN_KEYS = {"backbone", "backbone_short", "pooling", "max_length", "batch_size", "device",
-              "num_threads", "strategies", "runs", "domains", "kshot_sets"}
-_RUN_KEYS = {"full_data", "kshot"}
-_DOMAIN_KEYS = _RUN_KEYS | {"strategies", "kshot_sets"}
+        available = {(int(k), int(seed)): group["row_id"].astype(int).tolist()
+                     for (k, seed), group in kshot_sets.groupby(["k", "seed"], sort=True)}
+        ks = self.kshot_ks or sorted({k for k, _ in available})
+        seeds = self.kshot_seeds or sorted({s for _, s in available})
+        chosen = []
+        for k in ks:
+            for seed in seeds:
+                if (k, seed) in available:
+                    chosen.append((k, seed, available[(k, seed)]))
+                    continue
+                try:
+                    ids = draw_ner_kshot(train, k, seed) if self.kind == "ner" else draw_kshot(train, k, seed)
+                except KShotError as error:
+                    raise KShotError(f"adaptation.kshot_sets.ks asks for k={k} on domain '{self.domain}': "
+                                     f"{error}") from None
+                chosen.append((k, seed, ids))
+        return chosen
 
 
-def _strategy_list(where: str, value: Any) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class KShotSets(Settings):
+    """Which k-shot sets to fit (`adaptation.kshot_sets`); null: every k / seed of the table."""
+
+    ks: list[int] | None = None
+    seeds: list[int] | None = None
+
+    def validate(self, where: str) -> None:
+        for key, low in (("ks", 1), ("seeds", 0)):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if not isinstance(value, (list, tuple)) or not value or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= low for v in value):
+                Checks(self, where).fail(key, f"allowed: a non-empty list of integers >= {low} or null")
+            object.__setattr__(self, key, tuple(value))
+
+
+def _strategy_list(where: str, value: Any) -> tuple[AdaptStrategy, ...]:
     if value is None:
         return ()
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{where} must be a list of strategies from {list(STRATEGIES)}; got {value!r}")
-    for strategy in value:
-        if strategy not in STRATEGIES:
-            raise ConfigError(f"{where} names strategy {strategy!r}; allowed: {list(STRATEGIES)}")
-    if len(set(value)) != len(value):
+        raise ConfigError(f"{where} must be a list of strategies from {list(PIPELINE_STRATEGIES)}; got {value!r}")
+    strategies = tuple(AdaptStrategy.parse(name, f"{where}[{i}]", FITTED, short_names=True)
+                       for i, name in enumerate(value))
+    if len(set(strategies)) != len(strategies):
         raise ConfigError(f"{where} lists a strategy twice: {list(value)}")
-    return tuple(value)
-
-
-def _int_list(where: str, value: Any, low: int) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ConfigError(f"{where} must be a non-empty list of integers or null; got {value!r}")
-    for item in value:
-        _check_number(where, item, integer=True, low=low, strict=False)
-    return tuple(int(v) for v in value)
+    return strategies
 
 
 def backbone_short_name(backbone: str) -> str:
@@ -298,103 +289,106 @@ def backbone_short_name(backbone: str) -> str:
     return short or "encoder"
 
 
+_RUN_KEYS = ("full_data", "kshot")
+_DOMAIN_KEYS = (*_RUN_KEYS, "strategies", "kshot_sets")
+_SHARED_KEYS = ("pooling", "max_length", "batch_size", "device")  # set once for every strategy
+
+
 @dataclass(frozen=True)
-class AdaptationPlan:
-    """The `adaptation:` parameter block, validated against the domains."""
+class AdaptationPlan(Settings):
+    """The `adaptation:` parameter block; `for_domains` validates it against the domains.
 
-    backbone: str
-    backbone_short: str
-    num_threads: int | None
-    domains: dict[str, DomainPlan]
+    pooling, max_length, batch_size, device: set for every strategy (null: each strategy's own).
+    strategies: settings per strategy (`AdaptationConfig`), keyed by pipeline name (full, lora,
+        head, prototype). runs: per task kind, the strategies of the full-data and k-shot fits.
+    domains: per-domain overrides (full_data, kshot, kshot_sets, strategies.<strategy>.<key>).
+    """
 
-    def model_name(self, strategy: str) -> str:
-        return f"{self.backbone_short}_{strategy}"
+    backbone: str = "minilm-l6"
+    backbone_short: str | None = None  # null: derived from the backbone (`backbone_short_name`)
+    pooling: str | None = None
+    max_length: int | None = None
+    batch_size: int | None = None
+    device: str | None = None
+    num_threads: int | None = None
+    strategies: dict[str, Any] = field(default_factory=dict)
+    runs: dict[str, Any] = field(default_factory=dict)
+    domains: dict[str, Any] = field(default_factory=dict)
+    kshot_sets: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any], domains: Mapping[str, DomainConfig],
-                    where: str = "adaptation") -> AdaptationPlan:
-        params = _check_mapping(where, params)
+    def from_params(cls, params: Mapping[str, Any] | None, where: str = "adaptation") -> AdaptationPlan:
         if not params:
             raise ConfigError(f"parameters have no `{where}:` block; see conf/base/parameters_adaptation.yml")
-        _check_keys(where, params, _PLAN_KEYS)
-        backbone = params.get("backbone", "minilm-l6")
-        if not isinstance(backbone, str) or not backbone:
-            raise ConfigError(
-                f"{where}.backbone must be minilm-l6, tiny-bert, pretrained or a model directory; got {backbone!r}"
-            )
-        short = params.get("backbone_short") or backbone_short_name(backbone)
-        if not re.fullmatch(r"[a-z0-9]+", str(short)):
-            raise ConfigError(f"{where}.backbone_short must be lower-case letters and digits; got {short!r}")
-        num_threads = params.get("num_threads")
-        if num_threads is not None:
-            _check_number(f"{where}.num_threads", num_threads, integer=True, low=1, strict=False)
-        shared = {key: params[key] for key in ("pooling", "max_length", "batch_size", "device") if key in params}
-        strategies = _check_mapping(f"{where}.strategies", params.get("strategies"))
-        for name in strategies:
-            if name not in STRATEGIES:
-                raise ConfigError(f"{where}.strategies has {name!r}; allowed strategies: {list(STRATEGIES)}")
-        runs = _check_mapping(f"{where}.runs", params.get("runs"))
-        for kind in runs:
-            if kind not in ("text_classification", "ner"):
-                raise ConfigError(f"{where}.runs has {kind!r}; allowed: ['text_classification', 'ner']")
-        kshot_block = _check_mapping(f"{where}.kshot_sets", params.get("kshot_sets"))
-        _check_keys(f"{where}.kshot_sets", kshot_block, {"ks", "seeds"})
-        overrides = _check_mapping(f"{where}.domains", params.get("domains"))
-        unknown = sorted(set(overrides) - set(domains))
+        return super().from_params(params, where)
+
+    def validate(self, where: str) -> None:
+        check = Checks(self, where)
+        check.text("backbone")
+        if self.backbone_short is None:
+            object.__setattr__(self, "backbone_short", backbone_short_name(self.backbone))
+        if not isinstance(self.backbone_short, str) or not re.fullmatch(r"[a-z0-9]+", self.backbone_short):
+            check.fail("backbone_short", "allowed: lower-case letters and digits, or null")
+        check.integer("num_threads", 1, optional=True)
+        for key in ("strategies", "runs", "domains", "kshot_sets"):
+            object.__setattr__(self, key, _mapping(getattr(self, key), f"{where}.{key}"))
+        for name in self.strategies:
+            AdaptStrategy.parse(name, f"{where}.strategies key", FITTED, short_names=True)
+        check_keys(self.runs, ("text_classification", "ner"), f"{where}.runs")
+        object.__setattr__(self, "kshot_sets", KShotSets.from_params(self.kshot_sets, f"{where}.kshot_sets"))
+
+    def model_name(self, strategy: AdaptStrategy) -> str:
+        """`<backbone_short>_<strategy's short name>`, e.g. minilm_head: what the catalog names."""
+        return f"{self.backbone_short}_{AdaptStrategy.parse(strategy, 'strategy', FITTED, short_names=True).short}"
+
+    def for_domains(self, domains: Mapping[str, DomainConfig], where: str = "adaptation") -> dict[str, DomainPlan]:
+        """What runs on each domain; an override of a domain not in `domains` is only logged, so
+        a project (or a test) with other domains keeps the shipped overrides."""
+        unknown = sorted(set(self.domains) - set(domains))
         if unknown:
-            # Not an error: a project (or a test) with other domains keeps the shipped overrides.
             log.warning("%s.domains names %s, which are not in `domains:` (%s); ignored", where, unknown,
                         sorted(domains))
+        return {name: self._domain_plan(name, domain, where) for name, domain in domains.items()}
 
-        plans = {}
-        for name, domain in domains.items():
-            run = _check_mapping(f"{where}.runs.{domain.kind}", runs.get(domain.kind))
-            _check_keys(f"{where}.runs.{domain.kind}", run, _RUN_KEYS)
-            override = _check_mapping(f"{where}.domains.{name}", overrides.get(name))
-            _check_keys(f"{where}.domains.{name}", override, _DOMAIN_KEYS)
-            full_data = _strategy_list(
-                f"{where}.domains.{name}.full_data" if "full_data" in override
-                else f"{where}.runs.{domain.kind}.full_data",
-                override.get("full_data", run.get("full_data")),
+    def _domain_plan(self, name: str, domain: DomainConfig, where: str) -> DomainPlan:
+        run = check_keys(self.runs.get(domain.kind), _RUN_KEYS, f"{where}.runs.{domain.kind}")
+        here = f"{where}.domains.{name}"
+        override = check_keys(self.domains.get(name), _DOMAIN_KEYS, here)
+        full_data, kshot = (
+            _strategy_list(f"{here}.{key}" if key in override else f"{where}.runs.{domain.kind}.{key}",
+                           override.get(key, run.get(key)))
+            for key in _RUN_KEYS
+        )
+        local = _mapping(override.get("strategies"), f"{here}.strategies")
+        local = {AdaptStrategy.parse(key, f"{here}.strategies key", FITTED, short_names=True): (key, value)
+                 for key, value in local.items()}
+        shared = {key: getattr(self, key) for key in _SHARED_KEYS if getattr(self, key) is not None}
+        configs, kshot_configs = {}, {}
+        for strategy in sorted(set(full_data) | set(kshot)):
+            key, own = local.get(strategy, (None, None))
+            path = f"{here}.strategies.{key}" if key is not None else f"{where}.strategies.{strategy.short}"
+            base = next((v for k, v in self.strategies.items()
+                         if AdaptStrategy.parse(k, where, FITTED, short_names=True) is strategy), None)
+            settings = deep_merge(_mapping(base, f"{where}.strategies.{strategy.short}"), _mapping(own, path))
+            merged = {"strategy": strategy, **shared, **settings}
+            if strategy in full_data:
+                configs[strategy] = AdaptationConfig.from_params(merged, path)
+            if strategy in kshot:
+                kshot_configs[strategy] = AdaptationConfig.from_params(merged, path, "kshot_training")
+        frozen = {(c.pooling, c.max_length) for c in (*configs.values(), *kshot_configs.values()) if c.frozen_encoder}
+        if domain.kind == "text_classification" and len(frozen) > 1:
+            raise ConfigError(
+                f"{where}: head and prototype share {name}'s cached features, so their pooling and "
+                f"max_length must agree; got {sorted(frozen)} (set them once, under `{where}:`)"
             )
-            kshot = _strategy_list(
-                f"{where}.domains.{name}.kshot" if "kshot" in override else f"{where}.runs.{domain.kind}.kshot",
-                override.get("kshot", run.get("kshot")),
-            )
-            local = _check_mapping(f"{where}.domains.{name}.strategies", override.get("strategies"))
-            configs, kshot_configs = {}, {}
-            for strategy in sorted(set(full_data) | set(kshot)):
-                settings = deep_merge(
-                    _check_mapping(f"{where}.strategies.{strategy}", strategies.get(strategy)),
-                    _check_mapping(f"{where}.domains.{name}.strategies.{strategy}", local.get(strategy)),
-                )
-                path = (f"{where}.domains.{name}.strategies.{strategy}" if strategy in local
-                        else f"{where}.strategies.{strategy}")
-                merged = {"strategy": strategy, **shared, **settings}
-                if strategy in full_data:
-                    configs[strategy] = AdaptationConfig.from_params(merged, path)
-                if strategy in kshot:
-                    kshot_configs[strategy] = AdaptationConfig.from_params(merged, path, "kshot_training")
-            frozen = {(c.pooling, c.max_length) for c in (*configs.values(), *kshot_configs.values())
-                      if c.frozen_encoder}
-            if domain.kind == "text_classification" and len(frozen) > 1:
-                raise ConfigError(
-                    f"{where}: head and prototype share {name}'s cached features, so their pooling and "
-                    f"max_length must agree; got {sorted(frozen)} (set them once, under `{where}:`)"
-                )
-            for strategy in local:
-                if strategy not in STRATEGIES:
-                    raise ConfigError(
-                        f"{where}.domains.{name}.strategies has {strategy!r}; allowed: {list(STRATEGIES)}"
-                    )
-            sets = _check_mapping(f"{where}.domains.{name}.kshot_sets", override.get("kshot_sets"))
-            _check_keys(f"{where}.domains.{name}.kshot_sets", sets, {"ks", "seeds"})
-            sets_where = f"{where}.domains.{name}.kshot_sets" if sets else f"{where}.kshot_sets"
-            plans[name] = DomainPlan(
-                domain=name, kind=domain.kind, full_data=full_data, kshot=kshot,
-                configs=configs, kshot_configs=kshot_configs,
-                kshot_ks=_int_list(f"{sets_where}.ks", sets.get("ks", kshot_block.get("ks")), 1),
-                kshot_seeds=_int_list(f"{sets_where}.seeds", sets.get("seeds", kshot_block.get("seeds")), 0),
-            )
-        return cls(backbone=backbone, backbone_short=str(short),
-                   num_threads=None if num_threads is None else int(num_threads), domains=plans)
+        sets = KShotSets.from_params(override["kshot_sets"], f"{here}.kshot_sets") if "kshot_sets" in override \
+            else self.kshot_sets
+        return DomainPlan(domain=name, kind=domain.kind, full_data=full_data, kshot=kshot, configs=configs,
+                          kshot_configs=kshot_configs, kshot_ks=sets.ks, kshot_seeds=sets.seeds)
+
+
+__all__ = [
+    "FITTED", "FROZEN_STRATEGIES", "METRICS", "PIPELINE_STRATEGIES", "STRATEGIES", "TRAINED_STRATEGIES",
+    "AdaptStrategy", "AdaptationConfig", "AdaptationPlan", "DomainPlan", "KShotSets", "LoraSettings",
+    "backbone_short_name",
+]

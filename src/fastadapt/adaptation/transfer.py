@@ -22,7 +22,7 @@ from typing import Any
 from fastadapt.adaptation.ner import EncoderTagger
 from fastadapt.adaptation.nnshot import AbstractTransitions
 from fastadapt.adaptation.strategies import AdaptationConfig
-from fastadapt.config import ConfigError
+from fastadapt.config import Checks, ConfigError, Settings
 from fastadapt.models.backbones import Backbone
 
 
@@ -74,33 +74,36 @@ def pretrain_tagger(
 
 
 @dataclass(frozen=True)
-class SourceTaggerSettings:
+class SourceTaggerSettings(Settings):
     """The `meta_training.ner_source` block: which NER domain's train split the released source
     tagger learns, which of its types it never sees, and how it is fine-tuned (an
-    `AdaptationConfig`, strategy full or lora)."""
+    `AdaptationConfig`, strategy finetune_all or finetune_lora)."""
 
-    domain: str
-    adaptation: AdaptationConfig
+    domain: str | None = None
+    adaptation: AdaptationConfig | Mapping[str, Any] | None = None
     held_out: tuple[str, ...] = ()
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], where: str = "meta_training.ner_source") -> SourceTaggerSettings:
         if not isinstance(params, Mapping):
             raise ConfigError(f"{where} must be a mapping (domain, held_out, adaptation) or null; got {params!r}")
-        unknown = sorted(set(params) - {"domain", "held_out", "adaptation"})
-        if unknown:
-            raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: ['adaptation', 'domain', 'held_out']")
-        domain = params.get("domain")
-        if not isinstance(domain, str) or not domain:
-            raise ConfigError(f"{where}.domain must name an NER domain of `domains:` (e.g. ner); got {domain!r}")
-        held_out = params.get("held_out") or []
+        return super().from_params(params, where)
+
+    def validate(self, where: str) -> None:
+        check = Checks(self, where)
+        if not isinstance(self.domain, str) or not self.domain:
+            check.fail("domain", "allowed: the name of an NER domain of `domains:` (e.g. ner)")
+        held_out = self.held_out or ()
         if not isinstance(held_out, (list, tuple)) or not all(isinstance(t, str) and t for t in held_out):
-            raise ConfigError(f"{where}.held_out must be a list of entity types (e.g. [PER]); got {held_out!r}")
-        adaptation = AdaptationConfig.from_params(params.get("adaptation"), f"{where}.adaptation")
+            check.fail("held_out", "allowed: a list of entity types (e.g. [PER])")
+        object.__setattr__(self, "held_out", tuple(held_out))
+        adaptation = self.adaptation
+        if not isinstance(adaptation, AdaptationConfig):
+            adaptation = AdaptationConfig.from_params(adaptation, f"{where}.adaptation")
+            object.__setattr__(self, "adaptation", adaptation)
         if adaptation.frozen_encoder:
-            raise ConfigError(f"{where}.adaptation.strategy is '{adaptation.strategy}'; a source tagger fine-tunes "
-                              f"its encoder: full or lora")
-        return cls(domain=domain, adaptation=adaptation, held_out=tuple(held_out))
+            raise ConfigError(f"{where}.adaptation.strategy is '{adaptation.strategy.short}'; a source tagger "
+                              f"fine-tunes its encoder: full or lora (finetune_all or finetune_lora)")
 
 
 __all__ = ["HeldOutLeakError", "SourceTaggerSettings", "check_no_leak", "hold_out_types", "pretrain_tagger"]

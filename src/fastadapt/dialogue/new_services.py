@@ -21,20 +21,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from fastadapt.adapt import AdaptedPredictor, adapt, check_strategy
-from fastadapt.config import ConfigError
+from fastadapt.adaptation.strategies import AdaptStrategy
+from fastadapt.config import Checks, ConfigError, Settings, check_keys
 from fastadapt.dialogue.suggest import AnswerSuggester, reply_bank
 from fastadapt.readers.dialogue import agent_replies_after
 
 # Strategies that score cached encoder features (the encoder stays frozen), so every draw reuses
 # one encoding of the texts instead of encoding them again.
-FEATURE_STRATEGIES = ("prototype", "finetune_head")
+FEATURE_STRATEGIES = (AdaptStrategy.PROTOTYPE, AdaptStrategy.FINETUNE_HEAD)
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(20))  # the calibration grid, 0.00 .. 0.95
 # How many right suggestions one wrong one cancels in `threshold_table`'s utility: an agent shown
 # replies of the wrong intent must notice, read and discard them, while an abstention only
@@ -45,16 +46,17 @@ PREDICTION_COLUMNS = ["k", "seed", "row_id", "conversation_id", "label", "predic
 
 
 @dataclass(frozen=True)
-class NewServiceSettings:
+class NewServiceSettings(Settings):
     """`answer_suggestion.new_services` parameters, validated once (errors name the parameter)."""
 
-    strategy: str = "prototype"
-    options: Mapping[str, Any] = field(default_factory=dict)
+    strategy: AdaptStrategy = AdaptStrategy.PROTOTYPE
+    options: Mapping[str, Any] = field(default_factory=dict)  # adapt() options of the strategy
     ks: tuple[int, ...] = (1, 5)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     abstain_below: float = 0.45  # as parameters_answer_suggestion.yml (chosen on the calibration split)
     calibration_split: str = "validation"
     example_k: int = 5
+    # The suggester's own knobs, read from the `answer_suggestion` block around `new_services`.
     neighbours: int = 20
     top_n: int = 3
     max_pairs_per_intent: int = 60
@@ -66,38 +68,34 @@ class NewServiceSettings:
         if not isinstance(block, Mapping):
             raise ConfigError(f"{where}.new_services must be a mapping (strategy, ks, seeds, abstain_below, ...)")
         here = f"{where}.new_services"
-        known = {"strategy", "options", "ks", "seeds", "abstain_below", "calibration_split", "example_k"}
-        unknown = sorted(set(block) - known)
-        if unknown:
-            raise ConfigError(f"{here}: unknown setting(s) {unknown}; allowed: {sorted(known)}")
-        strategy = check_strategy(block.get("strategy", cls.strategy), f"{here}.strategy")
-        options = block.get("options") or {}
-        if not isinstance(options, Mapping):
-            raise ConfigError(f"{here}.options must be a mapping of adapt() options; got {options!r}")
-        ks = _positive_ints(block.get("ks", cls.ks), f"{here}.ks", minimum=1)
-        seeds = _positive_ints(block.get("seeds", cls.seeds), f"{here}.seeds", minimum=0)
-        threshold = block.get("abstain_below", cls.abstain_below)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-            raise ConfigError(f"{here}.abstain_below must be a probability from 0 to 1; got {threshold!r}")
-        example_k = block.get("example_k", cls.example_k)
-        if example_k not in ks:
-            raise ConfigError(f"{here}.example_k must be one of {here}.ks {list(ks)}; got {example_k!r}")
-        return cls(strategy=strategy, options=dict(options), ks=ks, seeds=seeds, abstain_below=float(threshold),
-                   calibration_split=str(block.get("calibration_split", cls.calibration_split)),
-                   example_k=int(example_k), neighbours=int(params.get("neighbours", cls.neighbours)),
-                   top_n=int(params.get("top_n", cls.top_n)),
-                   max_pairs_per_intent=int(params.get("max_pairs_per_intent", cls.max_pairs_per_intent)))
+        shared = ("neighbours", "top_n", "max_pairs_per_intent")
+        values = check_keys(block, [f.name for f in fields(cls) if f.name not in shared], here)
+        settings = cls(**values, **{key: params[key] for key in shared if key in params})
+        settings.validate(here)
+        return settings
+
+    def validate(self, where: str) -> None:
+        check = Checks(self, where)
+        object.__setattr__(self, "strategy", check_strategy(self.strategy, f"{where}.strategy"))
+        if not isinstance(self.options, Mapping):
+            check.fail("options", "allowed: a mapping of adapt() options")
+        object.__setattr__(self, "options", dict(self.options))
+        for key, minimum in (("ks", 1), ("seeds", 0)):
+            value = getattr(self, key)
+            if not isinstance(value, (list, tuple)) or not value or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value):
+                check.fail(key, f"allowed: a non-empty list of integers >= {minimum}")
+            object.__setattr__(self, key, tuple(value))
+        check.number("abstain_below", 0, 1, strict_high=False)
+        check.text("calibration_split")
+        if self.example_k not in self.ks:
+            check.fail("example_k", f"allowed: one of {where}.ks {list(self.ks)}")
+        for key in ("neighbours", "top_n", "max_pairs_per_intent"):
+            check.integer(key, 1)
 
     @property
     def uses_features(self) -> bool:
         return self.strategy in FEATURE_STRATEGIES
-
-
-def _positive_ints(value: Any, where: str, minimum: int) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or not value or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value):
-        raise ConfigError(f"{where} must be a non-empty list of integers >= {minimum}; got {value!r}")
-    return tuple(int(v) for v in value)
 
 
 class TextFeatures:

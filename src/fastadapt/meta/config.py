@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from fastadapt.config import Checks, ConfigError, Settings, is_number
 
 if TYPE_CHECKING:  # pragma: no cover
+    from fastadapt.adaptation.lora import LoraSettings
     from fastadapt.meta.algorithm import MetaAlgorithm
     from fastadapt.meta.learner import MetaLearner
     from fastadapt.models.backbones import Backbone
@@ -40,8 +41,9 @@ class MetaConfig(Settings):
     max_length: int = 64
     distance: str = "euclidean"  # ProtoNet's metric: euclidean (Snell et al.) | cosine
     temperature: float = 10.0  # scale of the cosine
-    lora_rank: int | None = None  # LoRA adapters in the encoder (needed by inner_params: lora)
-    lora_alpha: float | None = None
+    # LoRA adapters in the encoder (needed by inner_params: lora): a `LoraSettings` block, peft's
+    # names (r, lora_alpha, lora_dropout, target_modules); null: none.
+    lora: LoraSettings | Mapping[str, Any] | None = None
     # inner loop (MAML family and Reptile)
     inner_steps: int = 1
     eval_inner_steps: int | None = None  # steps when adapting at test time (default inner_steps)
@@ -78,6 +80,18 @@ class MetaConfig(Settings):
         """Validated settings; a wrong key or value raises `ConfigError` naming `meta.<key>`."""
         return super().from_params(params, where)
 
+    @classmethod
+    def from_saved(cls, values: Mapping[str, Any]) -> MetaConfig:
+        """The config a saved meta-learner's JSON holds (`asdict`), LoRA block rebuilt. Folders
+        written before the LoRA block had `lora_rank` / `lora_alpha` and no adapter dropout."""
+        values = dict(values)
+        rank, alpha = values.pop("lora_rank", None), values.pop("lora_alpha", None)
+        if rank is not None:
+            values["lora"] = {"r": rank, "lora_alpha": alpha or 2 * rank, "lora_dropout": 0.0}
+        config = cls(**values)
+        config.validate("meta")
+        return config
+
     @property
     def head(self) -> str:
         """ProtoNet scores with prototypes; every other algorithm adapts a linear head."""
@@ -98,8 +112,11 @@ class MetaConfig(Settings):
             boolean(key)
         integer("max_length", 2)
         number("temperature", 0, strict_low=True)
-        integer("lora_rank", 1, optional=True)
-        number("lora_alpha", 0, optional=True, strict_low=True)
+        # Imported here, so that importing the config loads no torch.
+        from fastadapt.adaptation.lora import LoraSettings
+
+        if self.lora is not None and not isinstance(self.lora, LoraSettings):
+            self.lora = LoraSettings.from_params(self.lora, f"{where}.lora")
         integer("inner_steps", 1)
         integer("eval_inner_steps", 1, optional=True)
         number("inner_lr", 0, strict_low=True)
@@ -135,8 +152,8 @@ class MetaConfig(Settings):
                              f"algorithm {self.algorithm!r} has none; allowed: false")
         if self.algorithm == "anil" and self.inner_params != "head":
             fail("inner_params", "anil adapts only the head; allowed: head")
-        if self.algorithm != "protonet" and self.inner_params == "lora" and self.lora_rank is None:
-            fail("inner_params", "'lora' needs meta.lora_rank (LoRA adapters in the encoder)")
+        if self.algorithm != "protonet" and self.inner_params == "lora" and self.lora is None:
+            fail("inner_params", f"'lora' needs {where}.lora (LoRA adapters in the encoder, e.g. {{r: 4}})")
         if self.algorithm == "maml" and self.first_order:
             fail("first_order", "use algorithm: fomaml for first-order MAML; allowed with maml: false")
 
@@ -148,7 +165,7 @@ def build_learner(backbone: Backbone, config: MetaConfig) -> MetaLearner:
     return MetaLearner(
         backbone, head=config.head, pooling=config.pooling, max_length=config.max_length,
         n_way=config.n_way, distance=config.distance, temperature=config.temperature,
-        lora_rank=config.lora_rank, lora_alpha=config.lora_alpha,
+        lora=config.lora,
     )
 
 

@@ -38,6 +38,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint
 
+from fastadapt.adaptation.lora import LoraSettings, inject_lora
 from fastadapt.models.backbones import Backbone
 from fastadapt.models.batching import length_bucketed_batches, pad_batch, tokenize
 from fastadapt.models.encoder import POOLINGS, pool_hidden_states
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 HEADS = ("linear", "prototype")
 DISTANCES = ("euclidean", "cosine")
 INNER_PARAMS = ("all", "head", "lora")
-LORA_TARGETS = ("query", "value")
 
 Params = dict[str, torch.Tensor]
 
@@ -69,7 +69,7 @@ class EpisodeBatch:
 
 
 class MetaLearner(nn.Module):
-    """Encoder + pooling + head (see the module docstring); `lora_rank` injects LoRA adapters.
+    """Encoder + pooling + head (see the module docstring); `lora` injects LoRA adapters.
 
     The encoder's weights are the backbone's own (not copied): meta-training changes them.
     """
@@ -83,9 +83,7 @@ class MetaLearner(nn.Module):
         n_way: int = 5,
         distance: str = "euclidean",
         temperature: float = 10.0,
-        lora_rank: int | None = None,
-        lora_alpha: float | None = None,
-        lora_targets: Sequence[str] = LORA_TARGETS,
+        lora: LoraSettings | None = None,
     ) -> None:
         super().__init__()
         if head not in HEADS:
@@ -109,21 +107,13 @@ class MetaLearner(nn.Module):
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
         self._feature_cache: tuple[dict[str, int], torch.Tensor] | None = None
-        self.lora_rank = lora_rank
-        if lora_rank is not None:
-            self._inject_lora(lora_rank, lora_alpha or 2 * lora_rank, list(lora_targets))
-
-    def _inject_lora(self, rank: int, alpha: float, targets: list[str]) -> None:
-        from peft import LoraConfig, inject_adapter_in_model
-
-        if not isinstance(rank, int) or rank < 1:
-            raise ValueError(f"lora_rank must be an integer >= 1 or None, got {rank!r}")
-        inject_adapter_in_model(
-            LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets),
-            self.encoder,
-        )
-        for parameter in self.encoder.parameters():  # the outer loop meta-learns everything
-            parameter.requires_grad_(True)
+        self.lora = lora
+        if lora is not None:
+            if not isinstance(lora, LoraSettings):
+                raise ValueError(f"lora must be LoraSettings or None, got {lora!r}")
+            inject_lora(self.encoder, lora)
+            for parameter in self.encoder.parameters():  # the outer loop meta-learns everything
+                parameter.requires_grad_(True)
 
     # ---- inputs -------------------------------------------------------------------------------
 
@@ -247,7 +237,7 @@ class MetaLearner(nn.Module):
         if which == "lora":
             lora = [n for n in names if "lora_" in n]
             if not lora:
-                raise ValueError("inner_params='lora' needs LoRA adapters: build the learner with lora_rank")
+                raise ValueError("inner_params='lora' needs LoRA adapters: build the learner with lora")
             return lora + [n for n in names if n.startswith("head.")]
         return names
 

@@ -12,7 +12,7 @@ gradient is the query gradient at the adapted weights, and no inner graph is kep
 
 Memory stays bounded by choosing what adapts (`inner_params`): `all` the encoder and head;
 `head` only the linear head (ANIL: the encoder runs once per episode); `lora` LoRA adapters plus
-the head (build the learner with `lora_rank`). `gradient_checkpointing` recomputes each encoder
+the head (build the learner with `lora`). `gradient_checkpointing` recomputes each encoder
 pass during backward instead of storing its activations (exact for second order). Second order
 through an encoder needs attention that is twice differentiable: PyTorch's fused
 scaled-dot-product kernels are not, so the encoder is switched to eager attention.

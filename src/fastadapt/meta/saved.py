@@ -23,7 +23,6 @@ On disk (`save_directory`):
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -31,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file, save_file
-from torch import nn
 
+from fastadapt.adaptation.lora import merged_copy
 from fastadapt.meta.algorithm import MetaAlgorithm
 from fastadapt.meta.config import MetaConfig, build_algorithm, build_learner
 from fastadapt.meta.learner import AdaptedClassifier, MetaLearner
@@ -67,7 +66,7 @@ class MetaLearnedModel:
     def backbone(self) -> Backbone:
         """The meta-trained encoder as a plain `Backbone` (shares the weights; LoRA merged in a copy)."""
         encoder = self.learner.encoder
-        if self.learner.lora_rank is not None:
+        if self.learner.lora is not None:
             encoder = merged_copy(encoder)
         return Backbone(name=self.learner.backbone_name, model=encoder, tokenizer=self.learner.tokenizer)
 
@@ -92,7 +91,7 @@ class MetaLearnedModel:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         learner = self.learner
-        lora = learner.lora_rank is not None
+        lora = learner.lora is not None
         self.backbone.save_directory(directory / BACKBONE_DIR)  # LoRA adapters merged: a plain encoder
         # Without LoRA the backbone folder holds every encoder weight under its own name; with
         # adapters injected the names differ (base_layer, lora_A...), so the state keeps them all.
@@ -110,7 +109,7 @@ class MetaLearnedModel:
         if not info_path.is_file():
             raise FileNotFoundError(f"'{directory}' holds no {INFO_FILE}; it is not a saved meta-learned model")
         saved = json.loads(info_path.read_text())
-        config = MetaConfig(**saved["config"])
+        config = MetaConfig.from_saved(saved["config"])
         backbone = Backbone.load_directory(directory / BACKBONE_DIR)
         backbone.name = saved.get("backbone", backbone.name)
         learner = build_learner(backbone, config)
@@ -121,7 +120,7 @@ class MetaLearnedModel:
             raise ValueError(f"'{directory}': {STATE_FILE} has weights the model does not know: {unexpected[:5]}")
         # The pooler is never used (features pool the token states); a reloaded BERT may add one.
         not_encoder = [name for name in missing if not name.startswith(f"{ENCODER_PREFIX}pooler.")
-                       and (not name.startswith(ENCODER_PREFIX) or learner.lora_rank is not None)]
+                       and (not name.startswith(ENCODER_PREFIX) or learner.lora is not None)]
         if not_encoder:
             raise ValueError(f"'{directory}': {STATE_FILE} lacks weights {not_encoder[:5]}")
         algorithm.eval()
@@ -131,17 +130,4 @@ class MetaLearnedModel:
         return f"MetaLearnedModel({self.describe()})"
 
 
-def merged_copy(encoder: nn.Module) -> nn.Module:
-    """A copy of an encoder with peft LoRA adapters (injected with `inject_adapter_in_model`)
-    merged into the base weights and the adapter modules replaced by their base layers."""
-    encoder = copy.deepcopy(encoder)
-    for name, module in list(encoder.named_modules()):
-        if hasattr(module, "base_layer") and hasattr(module, "merge"):
-            module.merge()
-            parent_name, _, child = name.rpartition(".")
-            parent = encoder.get_submodule(parent_name) if parent_name else encoder
-            setattr(parent, child, module.base_layer)
-    return encoder
-
-
-__all__ = ["MetaLearnedModel", "merged_copy"]
+__all__ = ["MetaLearnedModel"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numbers
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import sklearn_crfsuite
@@ -20,6 +21,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
+
+from fastadapt.config import ConfigError, check_keys
+from fastadapt.models.predictor import check_token_lists
 
 ANALYZERS = ("word", "word+char")
 # Character n-grams inside word boundaries: robust to inflection, typos and unseen words,
@@ -52,7 +56,28 @@ def _check_texts(name: str, texts: Sequence[str]) -> list[str]:
     return texts
 
 
-class TfidfLogisticRegression(BaseEstimator):
+class _Baseline(BaseEstimator):
+    """A baseline estimator built from its parameter block: unknown keys and bad values raise
+    `ConfigError` naming `<where>.<key>` before any fit (the constructor itself, as scikit-learn
+    wants, only stores its arguments; `fit` checks them again)."""
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None, where: str) -> Any:
+        values = check_keys(params, cls._get_param_names(), where)
+        if "ngram_range" in values and isinstance(values["ngram_range"], list):
+            values["ngram_range"] = tuple(values["ngram_range"])  # YAML has no tuples
+        model = cls(**values)
+        try:
+            model._check_params()
+        except ValueError as error:
+            raise ConfigError(f"{where}.{error}") from None
+        return model
+
+    def _check_params(self) -> None:
+        raise NotImplementedError
+
+
+class TfidfLogisticRegression(_Baseline):
     """TF-IDF features + multinomial logistic regression, the standard text-classification floor.
 
     Parameters
@@ -277,22 +302,7 @@ def token_features(tokens: Sequence[str]) -> list[dict[str, str | bool]]:
     return features
 
 
-def _check_token_lists(name: str, token_lists: Sequence[list[str]]) -> list[list[str]]:
-    checked = []
-    for i, tokens in enumerate(token_lists):
-        if isinstance(tokens, str):
-            raise ValueError(f"{name}[{i}] must be a list of token strings, not a single string")
-        tokens = list(tokens)
-        for token in tokens:
-            if not isinstance(token, str):
-                raise ValueError(
-                    f"{name}[{i}] must hold strings; got {type(token).__name__} {token!r}"
-                )
-        checked.append(tokens)
-    return checked
-
-
-class CrfTagger(BaseEstimator):
+class CrfTagger(_Baseline):
     """Linear-chain CRF (CRFsuite, L-BFGS with elastic net) over hand-made token features.
 
     The usual feature-based NER floor; predictions are repaired to valid IOB2.
@@ -322,7 +332,7 @@ class CrfTagger(BaseEstimator):
     def fit(self, token_lists: Sequence[list[str]], tag_lists: Sequence[list[str]]) -> CrfTagger:
         """Fit on tokenised sentences and their IOB2 tags ('O', 'B-<type>', 'I-<type>')."""
         self._check_params()
-        token_lists = _check_token_lists("token_lists", token_lists)
+        token_lists = check_token_lists(token_lists)
         tag_lists = [list(tags) for tags in tag_lists]
         if len(token_lists) != len(tag_lists):
             raise ValueError(
@@ -361,7 +371,7 @@ class CrfTagger(BaseEstimator):
             raise NotFittedError(
                 f"{type(self).__name__} is not fitted yet; call fit(token_lists, tag_lists) first"
             )
-        token_lists = _check_token_lists("token_lists", token_lists)
+        token_lists = check_token_lists(token_lists)
         return [
             repair_iob2(self.crf_.predict_single(token_features(tokens))) if tokens else []
             for tokens in token_lists

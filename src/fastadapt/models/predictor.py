@@ -109,3 +109,31 @@ def ner_predictions(tagger: SequenceTagger, rows: pd.DataFrame) -> pd.DataFrame:
             "predicted": [[str(t) for t in tags] for tags in predicted],
         }
     )
+
+
+def check_token_lists(token_lists: Sequence[Sequence[str]], name: str = "token_lists") -> list[list[str]]:
+    """`token_lists` as lists of strings; a bare string or a non-string token raises `ValueError`."""
+    checked = []
+    for i, tokens in enumerate(token_lists):
+        if isinstance(tokens, str):
+            raise ValueError(f"{name}[{i}] must be a list of token strings, not a single string")
+        tokens = list(tokens)
+        for token in tokens:
+            if not isinstance(token, str):
+                raise ValueError(f"{name}[{i}] must hold strings; got {type(token).__name__} {token!r}")
+        checked.append(tokens)
+    return checked
+
+
+def set_predictions(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """The prediction tables of many (k, seed) support sets as one table, `k` and `seed` first
+    (`with_set`). k-shot models may know fewer classes than the test set: missing probabilities are 0."""
+    proba = sorted({c for f in frames for c in f.columns if c.startswith(PROBA_PREFIX)})
+    return pd.concat(frames, ignore_index=True).fillna({c: 0.0 for c in proba})
+
+
+def with_set(table: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
+    """A prediction table with the (k, seed) of the support set it came from as its first columns."""
+    table.insert(0, "seed", int(seed))
+    table.insert(0, "k", int(k))
+    return table

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -25,98 +24,33 @@ from fastadapt.adaptation import (
     fit_classifier,
     fit_tagger,
 )
+from fastadapt.adaptation.cache import (
+    EMBEDDING_COLUMN,
+    cached_features,
+    classification_table,
+)
 from fastadapt.adaptation.classifier import token_limit
 from fastadapt.adaptation.ner import word_features
-from fastadapt.adaptation.strategies import DomainPlan
+from fastadapt.adaptation.strategies import AdaptStrategy, DomainPlan
 from fastadapt.config import domain_configs
 from fastadapt.models.backbones import named_backbone
 from fastadapt.models.encoder import embed_texts
-from fastadapt.models.predictor import classification_predictions, ner_predictions
-from fastadapt.tasks.kshot import KShotError, draw_kshot, draw_ner_kshot
+from fastadapt.models.predictor import ner_predictions, set_predictions, with_set
 
 log = logging.getLogger(__name__)
-
-EMBEDDING_COLUMN = "embedding"
-
-
-# ---- helpers -------------------------------------------------------------------------------------
 
 
 def plans_for(adaptation_params: Mapping[str, Any], domains_params: Mapping[str, Any], domain: str
               ) -> tuple[AdaptationPlan, DomainPlan]:
     """The validated plan and this domain's part of it (and torch's thread count, if set)."""
-    plan = AdaptationPlan.from_params(adaptation_params, domain_configs({"domains": domains_params}))
+    plan = AdaptationPlan.from_params(adaptation_params)
     if plan.num_threads:
         torch.set_num_threads(plan.num_threads)
-    return plan, plan.domains[domain]
+    return plan, plan.for_domains(domain_configs({"domains": domains_params}))[domain]
 
 
 def _split(splits: pd.DataFrame, name: str) -> pd.DataFrame:
     return splits[splits["split"] == name].sort_values("row_id")
-
-
-def _features(embeddings: pd.DataFrame | None, row_ids: Sequence[int]) -> np.ndarray | None:
-    if embeddings is None:
-        return None
-    table = embeddings.set_index("row_id")[EMBEDDING_COLUMN]
-    missing = sorted(set(row_ids) - set(table.index))
-    if missing:
-        raise ValueError(f"the embedding cache has no rows {missing[:5]}...; rerun the embedding node")
-    return np.stack(table.loc[list(row_ids)].to_numpy()).astype(np.float32)
-
-
-class _CachedFeatures:
-    """A `TextClassifier` view of an `EncoderClassifier` that reads cached features by text, so
-    `classification_predictions` builds the evaluation table without encoding again."""
-
-    def __init__(self, model: EncoderClassifier, texts: Sequence[str], features: np.ndarray) -> None:
-        self.model, self.classes_ = model, model.classes_
-        self.lookup = {text: i for i, text in enumerate(texts)}
-        self.features = features
-
-    def _rows(self, texts: Sequence[str]) -> np.ndarray:
-        return self.features[[self.lookup[text] for text in texts]]
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.predict_proba_features(self._rows(texts))
-
-    def predict(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.predict_features(self._rows(texts))
-
-
-def _classification_table(model: EncoderClassifier, rows: pd.DataFrame, features: np.ndarray | None) -> pd.DataFrame:
-    if features is not None and model.strategy in ("head", "prototype"):
-        return classification_predictions(_CachedFeatures(model, rows["text"].tolist(), features), rows)
-    return classification_predictions(model, rows)
-
-
-def _with_set(table: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
-    table.insert(0, "seed", int(seed))
-    table.insert(0, "k", int(k))
-    return table
-
-
-def _set_row_ids(
-    domain: str, kind: str, train: pd.DataFrame, kshot_sets: pd.DataFrame, plan: DomainPlan
-) -> list[tuple[int, int, list[int]]]:
-    """(k, seed, row ids) of every k-shot set to fit: those of `<domain>.kshot_sets`, filtered by
-    `adaptation.kshot_sets`; a (k, seed) the table lacks is drawn from the train split here."""
-    available = {(int(k), int(seed)): group["row_id"].astype(int).tolist()
-                 for (k, seed), group in kshot_sets.groupby(["k", "seed"], sort=True)}
-    ks = plan.kshot_ks or sorted({k for k, _ in available})
-    seeds = plan.kshot_seeds or sorted({s for _, s in available})
-    chosen = []
-    for k in ks:
-        for seed in seeds:
-            if (k, seed) in available:
-                chosen.append((k, seed, available[(k, seed)]))
-                continue
-            try:
-                ids = draw_ner_kshot(train, k, seed) if kind == "ner" else draw_kshot(train, k, seed)
-            except KShotError as error:
-                raise KShotError(f"adaptation.kshot_sets.ks asks for k={k} on domain '{domain}': {error}") from None
-            chosen.append((k, seed, ids))
-    return chosen
 
 
 def _log_fit(domain: str, model_name: str, what: str, started: float, model: Any) -> None:
@@ -148,7 +82,7 @@ def embed_domain(
 
 def fit_full_data(
     splits: pd.DataFrame, adaptation_params: Mapping[str, Any], domains_params: Mapping[str, Any],
-    domain: str, strategy: str, embeddings: pd.DataFrame | None = None,
+    domain: str, strategy: AdaptStrategy, embeddings: pd.DataFrame | None = None,
     wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None,
 ) -> EncoderClassifier | EncoderTagger:
     """One strategy fitted on the whole train split (validation split for early stopping)."""
@@ -167,9 +101,9 @@ def fit_full_data(
         use_cache = embeddings is not None and config.frozen_encoder
         model = fit_classifier(
             backbone, train["text"].tolist(), train["label"].tolist(), config,
-            features=_features(embeddings, train["row_id"]) if use_cache else None,
+            features=cached_features(embeddings, train["row_id"]) if use_cache else None,
             validation=(validation["text"].tolist(), validation["label"].tolist()) if len(validation) else None,
-            validation_features=_features(embeddings, validation["row_id"]) if use_cache and len(validation) else None,
+            validation_features=cached_features(embeddings, validation["row_id"]) if use_cache and len(validation) else None,
             checkpoint_name=f"{domain}/{name}/full_data", progress=True,
         )
     _log_fit(domain, name, f"{len(train)} train rows", started, model)
@@ -181,12 +115,12 @@ def predict_test(model: Any, splits: pd.DataFrame, embeddings: pd.DataFrame | No
     test = _split(splits, "test")
     if isinstance(model, EncoderTagger):
         return ner_predictions(model, test)
-    return _classification_table(model, test, _features(embeddings, test["row_id"]))
+    return classification_table(model, test, cached_features(embeddings, test["row_id"]))
 
 
 def kshot_fit_predict(
     splits: pd.DataFrame, kshot_sets: pd.DataFrame, adaptation_params: Mapping[str, Any],
-    domains_params: Mapping[str, Any], domain: str, strategy: str, embeddings: pd.DataFrame | None = None,
+    domains_params: Mapping[str, Any], domain: str, strategy: AdaptStrategy, embeddings: pd.DataFrame | None = None,
     wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None,
 ) -> pd.DataFrame:
     """One model per (k, seed) support set, each scored on the whole test split: columns k, seed,
@@ -196,7 +130,7 @@ def kshot_fit_predict(
     train, test = _split(splits, "train"), _split(splits, "test")
     rows_by_id = train.set_index("row_id", drop=False)
     name = plan.model_name(strategy)
-    sets = _set_row_ids(domain, domain_plan.kind, train, kshot_sets, domain_plan)  # before any slow work
+    sets = domain_plan.kshot_sets_to_fit(train, kshot_sets)  # before any slow work
     backbone = named_backbone(plan.backbone, "adaptation.backbone", wordpiece_tokenizer, pretrained_backbone)
     frames = []
     if domain_plan.kind == "ner":
@@ -221,27 +155,25 @@ def kshot_fit_predict(
                 predicted = model.predict_features(*test_features)
                 table = pd.DataFrame({"row_id": test["row_id"].to_numpy(),
                                       "tags": [list(t) for t in test["tags"]], "predicted": predicted})
-            frames.append(_with_set(table, k, seed))
+            frames.append(with_set(table, k, seed))
         return pd.concat(frames, ignore_index=True)
 
     use_cache = embeddings is not None and config.frozen_encoder
-    test_features = _features(embeddings, test["row_id"]) if use_cache else None
+    test_features = cached_features(embeddings, test["row_id"]) if use_cache else None
     for k, seed, ids in tqdm(sets, desc=f"{domain} k-shot {name}", unit="set"):
         support = rows_by_id.loc[ids]
         started = time.perf_counter()
         model = fit_classifier(backbone, support["text"].tolist(), support["label"].tolist(), config,
-                               features=_features(embeddings, ids) if use_cache else None,
+                               features=cached_features(embeddings, ids) if use_cache else None,
                                checkpoint_name=f"{domain}/{name}/k{k}-seed{seed}")
         _log_fit(domain, name, f"{k}-shot seed {seed} ({len(ids)} rows)", started, model)
-        frames.append(_with_set(_classification_table(model, test, test_features), k, seed))
-    # k-shot models may know fewer classes than the test set; missing probabilities are 0.
-    proba = sorted({c for f in frames for c in f.columns if c.startswith("proba__")})
-    return pd.concat(frames, ignore_index=True).fillna({c: 0.0 for c in proba})
+        frames.append(with_set(classification_table(model, test, test_features), k, seed))
+    return set_predictions(frames)
 
 
 def unseen_kshot_fit_predict(
     splits: pd.DataFrame, unseen_kshot_sets: pd.DataFrame, adaptation_params: Mapping[str, Any],
-    domains_params: Mapping[str, Any], domain: str, strategy: str, embeddings: pd.DataFrame | None = None,
+    domains_params: Mapping[str, Any], domain: str, strategy: AdaptStrategy, embeddings: pd.DataFrame | None = None,
     wordpiece_tokenizer: Any = None, pretrained_backbone: Any = None,
 ) -> pd.DataFrame:
     """Each unseen-class support set fitted, scored on the rest of those classes (its query)."""
@@ -258,10 +190,10 @@ def unseen_kshot_fit_predict(
         query = rows_by_id.loc[episode.loc[episode["role"] == "query", "row_id"]].reset_index(drop=True)
         support = rows_by_id.loc[support_ids]
         model = fit_classifier(backbone, support["text"].tolist(), support["label"].tolist(), config,
-                               features=_features(embeddings, support_ids) if use_cache else None,
+                               features=cached_features(embeddings, support_ids) if use_cache else None,
                                checkpoint_name=f"{domain}/{name}/unseen-k{k}-seed{seed}")
-        table = _classification_table(model, query, _features(embeddings, query["row_id"]) if use_cache else None)
-        frames.append(_with_set(table, int(k), int(seed)))
+        table = classification_table(model, query, cached_features(embeddings, query["row_id"]) if use_cache else None)
+        frames.append(with_set(table, int(k), int(seed)))
     return pd.concat(frames, ignore_index=True)
 
 

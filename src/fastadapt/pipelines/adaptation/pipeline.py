@@ -6,7 +6,7 @@ Per domain (namespace = the domain) and per strategy listed for it:
 - `kshot_<model>_node` -> `<domain>.kshot_predictions.<model>` (one fit per k-shot set);
 - `unseen_kshot_<model>_node` -> `<domain>.unseen_kshot_predictions.<model>` (domains with
   `unseen_classes:`, k-shot strategies);
-with `<model>` = `<backbone_short>_<strategy>` (e.g. minilm_prototype). Text domains whose
+with `<model>` = `<backbone_short>_<strategy's short name>` (e.g. minilm_prototype, minilm_head). Text domains whose
 strategies include a frozen encoder (head, prototype) first run `embed_<backbone>_node` ->
 `<domain>.embeddings.<backbone>`, which all those fits and predictions read. Nodes that run torch
 (encoding, training, encoder inference) are tagged `gpu`; the others `cpu`.
@@ -23,6 +23,7 @@ from kedro.pipeline import Node, Pipeline
 from fastadapt.adaptation.strategies import (
     FROZEN_STRATEGIES,
     AdaptationPlan,
+    AdaptStrategy,
     DomainPlan,
 )
 from fastadapt.config import domain_configs, project_parameters
@@ -65,7 +66,7 @@ def domain_adaptation(plan: AdaptationPlan, domain_plan: DomainPlan, unseen_clas
         nodes.append(_node(domain, embed_domain, {"splits": f"{domain}.splits", **PARAMS, **backbone},
                            embeddings, f"embed_{plan.backbone_short}_node", True, domain=domain))
 
-    def inputs(strategy: str, **extra: str) -> dict[str, str]:
+    def inputs(strategy: AdaptStrategy, **extra: str) -> dict[str, str]:
         use_cache = cached and strategy in FROZEN_STRATEGIES
         return {"splits": f"{domain}.splits", **extra, **PARAMS, **backbone,
                 **({"embeddings": embeddings} if use_cache else {})}
@@ -76,7 +77,7 @@ def domain_adaptation(plan: AdaptationPlan, domain_plan: DomainPlan, unseen_clas
         # A prototype on cached features needs no torch compute; everything else runs the encoder
         # or trains.
         nodes.append(_node(domain, fit_full_data, inputs(strategy), f"{domain}.adapted_model.{model}",
-                           f"fit_{model}_node", not (frozen_text and strategy == "prototype"),
+                           f"fit_{model}_node", not (frozen_text and strategy is AdaptStrategy.PROTOTYPE),
                            domain=domain, strategy=strategy))
         predict_inputs = {"model": f"{domain}.adapted_model.{model}", "splits": f"{domain}.splits"}
         if frozen_text:
@@ -85,7 +86,7 @@ def domain_adaptation(plan: AdaptationPlan, domain_plan: DomainPlan, unseen_clas
                            f"predict_{model}_node", not frozen_text))
     for strategy in domain_plan.kshot:
         model = plan.model_name(strategy)
-        cpu_only = text and strategy == "prototype"
+        cpu_only = text and strategy is AdaptStrategy.PROTOTYPE
         nodes.append(_node(domain, kshot_fit_predict, inputs(strategy, kshot_sets=f"{domain}.kshot_sets"),
                            f"{domain}.kshot_predictions.{model}", f"kshot_{model}_node", not cpu_only,
                            domain=domain, strategy=strategy))
@@ -103,8 +104,9 @@ def create_pipeline(**kwargs) -> Pipeline:
         log.warning("no `adaptation:` parameters (conf/base/parameters_adaptation.yml): no adaptation nodes")
         return Pipeline([])
     domains = domain_configs(parameters)
-    plan = AdaptationPlan.from_params(parameters["adaptation"], domains)
+    plan = AdaptationPlan.from_params(parameters["adaptation"])
+    plans = plan.for_domains(domains)
     return Pipeline([
-        domain_adaptation(plan, plan.domains[name], config.unseen_classes is not None)
+        domain_adaptation(plan, plans[name], config.unseen_classes is not None)
         for name, config in domains.items()
     ])

@@ -10,16 +10,18 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fastadapt.models.baselines import CrfTagger, TfidfLogisticRegression
-from fastadapt.models.predictor import classification_predictions, ner_predictions
+from fastadapt.models.predictor import (
+    classification_predictions,
+    ner_predictions,
+    set_predictions,
+    with_set,
+)
 
 log = logging.getLogger(__name__)
 
 
 def _tfidf(params: Mapping[str, Any]) -> TfidfLogisticRegression:
-    options = dict(params)
-    if "ngram_range" in options:
-        options["ngram_range"] = tuple(options["ngram_range"])
-    return TfidfLogisticRegression(**options)
+    return TfidfLogisticRegression.from_params(params, "baselines.tfidf")
 
 
 def _split(splits: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -40,34 +42,31 @@ def predict_classification_test(model: Any, splits: pd.DataFrame) -> pd.DataFram
     return classification_predictions(model, _split(splits, "test"))
 
 
+def _fit_per_set(sets, tfidf_params: Mapping[str, Any], description: str) -> list[pd.DataFrame]:
+    """A TF-IDF model per (k, seed, support, query), each query's predictions tagged with its set."""
+    frames = []
+    for k, seed, support, query in tqdm(sets, desc=description, unit="set"):
+        model = _tfidf(tfidf_params).fit(support["text"].tolist(), support["label"].tolist())
+        frames.append(with_set(classification_predictions(model, query), k, seed))
+    return frames
+
+
 def kshot_tfidf(
     splits: pd.DataFrame, kshot_sets: pd.DataFrame, tfidf_params: Mapping[str, Any]
 ) -> pd.DataFrame:
     """One TF-IDF model per (k, seed) training set, each evaluated on the whole test split."""
     test = _split(splits, "test")
     rows_by_id = splits.set_index("row_id")
-    frames = []
-    groups = list(kshot_sets.groupby(["k", "seed"], sort=True))
-    for (k, seed), chosen in tqdm(groups, desc="k-shot TF-IDF", unit="set"):
-        support = rows_by_id.loc[chosen["row_id"]]
-        model = _tfidf(tfidf_params).fit(support["text"].tolist(), support["label"].tolist())
-        predictions = classification_predictions(model, test)
-        predictions.insert(0, "seed", int(seed))
-        predictions.insert(0, "k", int(k))
-        frames.append(predictions)
-    return pd.concat(frames, ignore_index=True).fillna({c: 0.0 for c in _proba_columns(frames)})
-
-
-def _proba_columns(frames: list[pd.DataFrame]) -> list[str]:
-    """k-shot models may know fewer classes than the test set; missing probabilities are 0."""
-    return sorted({c for f in frames for c in f.columns if c.startswith("proba__")})
+    sets = [(k, seed, rows_by_id.loc[chosen["row_id"]], test)
+            for (k, seed), chosen in kshot_sets.groupby(["k", "seed"], sort=True)]
+    return set_predictions(_fit_per_set(sets, tfidf_params, "k-shot TF-IDF"))
 
 
 def fit_crf(splits: pd.DataFrame, crf_params: Mapping[str, Any]) -> CrfTagger:
     """Fit a feature CRF on the NER train split."""
     train = _split(splits, "train")
     started = time.perf_counter()
-    model = CrfTagger(**crf_params).fit(train["tokens"].tolist(), train["tags"].tolist())
+    model = CrfTagger.from_params(crf_params, "baselines.crf").fit(train["tokens"].tolist(), train["tags"].tolist())
     log.info("CRF fitted on %d sentences in %.1f s", len(train), time.perf_counter() - started)
     return model
 
@@ -82,14 +81,7 @@ def unseen_kshot_tfidf(
 ) -> pd.DataFrame:
     """TF-IDF fitted on each unseen-class support set, scored on the rest of those classes."""
     rows_by_id = splits.set_index("row_id")
-    frames = []
-    groups = list(unseen_kshot_sets.groupby(["k", "seed"], sort=True))
-    for (k, seed), episode in tqdm(groups, desc="unseen-class k-shot TF-IDF", unit="set"):
-        support = rows_by_id.loc[episode.loc[episode["role"] == "support", "row_id"]]
-        query = rows_by_id.loc[episode.loc[episode["role"] == "query", "row_id"]].reset_index()
-        model = _tfidf(tfidf_params).fit(support["text"].tolist(), support["label"].tolist())
-        predictions = classification_predictions(model, query)
-        predictions.insert(0, "seed", int(seed))
-        predictions.insert(0, "k", int(k))
-        frames.append(predictions)
-    return pd.concat(frames, ignore_index=True)
+    sets = [(k, seed, rows_by_id.loc[episode.loc[episode["role"] == "support", "row_id"]],
+             rows_by_id.loc[episode.loc[episode["role"] == "query", "row_id"]].reset_index())
+            for (k, seed), episode in unseen_kshot_sets.groupby(["k", "seed"], sort=True)]
+    return pd.concat(_fit_per_set(sets, tfidf_params, "unseen-class k-shot TF-IDF"), ignore_index=True)

@@ -1,11 +1,17 @@
-"""`kedro run --pipeline evaluation`: metrics for every (domain, model) listed in parameters."""
+"""`kedro run --pipeline evaluation`: metrics for every (domain, model) the baselines and adaptation
+pipelines write (`models.evaluated_models`), or those `evaluation:` lists."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
 from fastadapt.config import domain_configs, project_parameters
-from fastadapt.pipelines.evaluation.nodes import evaluate_classification, evaluate_kshot, evaluate_ner
+from fastadapt.pipelines.evaluation.models import evaluated_models
+from fastadapt.pipelines.evaluation.nodes import (
+    evaluate_classification,
+    evaluate_kshot,
+    evaluate_ner,
+)
 from fastadapt.pipelines.wiring import domain_node
 
 
@@ -49,15 +55,9 @@ def domain_evaluation(
 
 def create_pipeline(**kwargs) -> Pipeline:
     parameters = project_parameters()
-    models = parameters["evaluation"]["models"]
-    kshot_models = parameters["evaluation"]["kshot_models"]
-    unseen_models = parameters["evaluation"].get("unseen_kshot_models", [])
-    return Pipeline(
-        [
-            domain_evaluation(
-                domain, config.kind, models.get(config.kind, []), kshot_models.get(config.kind, []),
-                unseen_models if config.unseen_classes is not None else [],
-            )
-            for domain, config in domain_configs(parameters).items()
-        ]
-    )
+    kinds = {name: config.kind for name, config in domain_configs(parameters).items()}
+    return Pipeline([
+        domain_evaluation(domain, kinds[domain], list(names.models), list(names.kshot_models),
+                          list(names.unseen_kshot_models))
+        for domain, names in evaluated_models(parameters).items()
+    ])

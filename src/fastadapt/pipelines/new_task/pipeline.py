@@ -16,19 +16,19 @@ from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import project_parameters
-from fastadapt.pipelines.new_task.nodes import NAME, UNSET, adapt_task, read_task, task_outputs
+from fastadapt.adapt import TaskSettings
+from fastadapt.config import ConfigError, project_parameters
+from fastadapt.pipelines.new_task import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     parameters = project_parameters()
-    task = parameters.get("task") or {}
-    task = task if isinstance(task, dict) else {}
-    name = task.get("name")
-    name = name if isinstance(name, str) and NAME.fullmatch(name) else UNSET
-    strategy = task.get("strategy", "prototype")
-    model = task.get("model", "meta_learner")
-    prefix = f"new_task.{name}"
+    try:
+        task = TaskSettings.from_params(parameters.get("task"))
+    except ConfigError:  # registered all the same: its first node then stops the run in one line
+        task = TaskSettings(name=nodes.UNSET)
+    strategy, model = task.strategy, task.model
+    prefix = f"new_task.{task.name}"
     adapt_inputs = {"train": f"{prefix}.train", "test": f"{prefix}.test", "read_info": f"{prefix}.read_info",
                     "task": "params:task", "strategies": "params:new_task.strategies"}
     if strategy != "tfidf" and model == "meta_learner":
@@ -38,11 +38,11 @@ def create_pipeline(**kwargs) -> Pipeline:
     elif strategy != "tfidf" and model == "pretrained":
         adapt_inputs["pretrained_backbone"] = "pretrained_backbone"
     return Pipeline([
-        Node(read_task, {"files": f"{prefix}.raw", "task": "params:task"},
+        Node(nodes.read_task, {"files": f"{prefix}.raw", "task": "params:task"},
              [f"{prefix}.train", f"{prefix}.test", f"{prefix}.read_info"], name="read_task_node",
              tags=["cpu", "new_task"]),
-        Node(adapt_task, adapt_inputs, [f"{prefix}.metrics", f"{prefix}.predictions"], name="adapt_task_node",
+        Node(nodes.adapt_task, adapt_inputs, [f"{prefix}.metrics", f"{prefix}.predictions"], name="adapt_task_node",
              tags=["cpu" if strategy == "tfidf" else "gpu", "new_task"]),
-        Node(task_outputs, [f"{prefix}.metrics", f"{prefix}.predictions", f"{prefix}.read_info"], f"{prefix}.outputs",
+        Node(nodes.task_outputs, [f"{prefix}.metrics", f"{prefix}.predictions", f"{prefix}.read_info"], f"{prefix}.outputs",
              name="write_task_outputs_node", tags=["cpu", "new_task"]),
     ])

@@ -7,7 +7,12 @@ import warnings
 from kedro.pipeline import Node, Pipeline
 
 from fastadapt.config import domain_configs, project_parameters
-from fastadapt.pipelines.reporting.nodes import learning_curve_plot, learning_curve_table, summary_report
+from fastadapt.pipelines.evaluation.models import evaluated_models
+from fastadapt.pipelines.reporting.nodes import (
+    learning_curve_plot,
+    learning_curve_table,
+    summary_report,
+)
 from fastadapt.pipelines.wiring import domain_node
 
 
@@ -28,8 +33,7 @@ def domain_curves(domain: str, models: list[str], kshot_models: list[str]) -> Pi
 
 def create_pipeline(**kwargs) -> Pipeline:
     parameters = project_parameters()
-    models = parameters["evaluation"]["models"]
-    kshot_models = parameters["evaluation"]["kshot_models"]
+    evaluated = evaluated_models(parameters)
     pipeline = Pipeline([])
     summary_inputs = {
         "environment": "params:report_environment",
@@ -42,15 +46,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             summary_inputs["answer_suggestions"] = "answer_suggestions"
             summary_inputs["new_service_metrics"] = "new_service_metrics"
             summary_inputs["abstention_calibration"] = "abstention_calibration"
-    for domain, config in domain_configs(parameters).items():
+    for domain in domain_configs(parameters):
         summary_inputs[f"accounting__{domain}"] = f"{domain}.ingestion_accounting"
-        for model in models.get(config.kind, []):
+        names = evaluated[domain]
+        for model in names.models:
             summary_inputs[f"metrics__{domain}__{model}"] = f"{domain}.metrics.{model}"
-        if config.unseen_classes is not None:
-            for model in parameters["evaluation"].get("unseen_kshot_models", []):
-                summary_inputs[f"unseen__{domain}__{model}"] = f"{domain}.unseen_kshot_metrics.{model}"
-        if kshot_models.get(config.kind):
-            pipeline += domain_curves(domain, models.get(config.kind, []), kshot_models[config.kind])
+        for model in names.unseen_kshot_models:
+            summary_inputs[f"unseen__{domain}__{model}"] = f"{domain}.unseen_kshot_metrics.{model}"
+        if names.kshot_models:
+            pipeline += domain_curves(domain, list(names.models), list(names.kshot_models))
             summary_inputs[f"curves__{domain}"] = f"{domain}.learning_curve_table"
     with warnings.catch_warnings():
         # The summary reads every domain's namespaced outputs on purpose; Kedro warns about
