@@ -7,7 +7,15 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import make_project
-from fastadapt.config import Checks, ConfigError, DomainConfig, Settings, domain_configs, project_parameters
+from fastadapt.config import (
+    Checks,
+    ConfigError,
+    DomainConfig,
+    Settings,
+    domain_configs,
+    environment_label,
+    project_parameters,
+)
 from fastadapt.readers import READERS
 
 
@@ -111,10 +119,11 @@ def test_project_parameters_read_the_project_and_its_environment(tmp_path, monke
     parameters = project_parameters()
     assert parameters["seed"] == 7
     assert list(domain_configs(parameters)) == ["my_task"]
-    assert parameters["report_environment"] == "base"  # from the other conf/base parameter files
-    assert project_parameters("full")["report_environment"] == "full"  # soft-merged over base
+    assert parameters["episodes"]["n_episodes"] == 100  # from the other conf/base parameter files
+    assert project_parameters("full")["episodes"]["n_episodes"] == 600  # soft-merged over base
+    assert project_parameters("full")["episodes"]["n_query"] == 10
     monkeypatch.setenv("KEDRO_ENV", "full")
-    assert project_parameters()["report_environment"] == "full"
+    assert project_parameters()["episodes"]["n_episodes"] == 600
 
 
 def test_the_shipped_configuration_is_valid():
@@ -156,3 +165,9 @@ def test_settings_defaults_live_on_the_fields():
 def test_settings_errors_name_the_key_the_value_and_the_rule(params, message):
     with pytest.raises(ConfigError, match=f"^{message}$"):
         _Example.from_params(params, where="block")
+
+
+def test_reports_name_the_runs_environment_and_base_for_a_run_without_one():
+    assert environment_label(None) == "base"
+    assert environment_label("local") == "base"  # the default run environment: credentials only
+    assert environment_label("full") == "full"

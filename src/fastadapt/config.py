@@ -33,6 +33,7 @@ from typing import Any, NoReturn, Self
 from fastadapt.errors import UserInputError
 
 TASK_KINDS = ("text_classification", "ner")
+BASE_ENVIRONMENT = "base"
 
 
 class ConfigError(UserInputError):
@@ -232,6 +233,17 @@ def project_root() -> Path:
 _run_parameters: dict[str, Any] | None = None
 
 
+def environment_label(env: str | None) -> str:
+    """The configuration a run used, as its reports name it: its `--env`, or `base` for a run
+    without one (the default run environment, `local`, holds only credentials and is not
+    committed)."""
+    from fastadapt import settings
+
+    if env is None or env == settings.CONFIG_LOADER_ARGS.get("default_run_env"):
+        return BASE_ENVIRONMENT
+    return env
+
+
 def set_run_parameters(parameters: Mapping[str, Any] | None) -> None:
     """Record the parameters of the run being started (see `fastadapt.hooks`)."""
     global _run_parameters
@@ -243,10 +255,12 @@ def project_parameters(env: str | None = None) -> dict[str, Any]:
     else as a run of environment `env` (default $KEDRO_ENV, else `local`) would."""
     if env is None and _run_parameters is not None:
         return dict(_run_parameters)
-    from kedro.framework.project import settings
+    # The project's own settings module, not `kedro.framework.project.settings`: outside a
+    # configured project (a test, a script) that one holds Kedro's defaults (destructive merge).
+    from fastadapt import settings
 
     loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project_root() / settings.CONF_SOURCE),
+        conf_source=str(project_root() / getattr(settings, "CONF_SOURCE", "conf")),
         env=env or os.environ.get("KEDRO_ENV"),
         **settings.CONFIG_LOADER_ARGS,
     )

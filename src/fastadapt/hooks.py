@@ -15,14 +15,23 @@ from fastadapt import config
 from fastadapt.datasets.raw_folder import RawFolderDataset
 from fastadapt.errors import UserInputError
 
+# The catalog entry that holds the run's configuration environment (see RunParametersHook).
+RUN_ENVIRONMENT = "run_environment"
+
 
 class RunParametersHook:
-    """Hands the run's parameters (its `--env` and `--params` included) to the pipeline registry.
+    """Hands the run's parameters (its `--env` and `--params` included) to the pipeline registry,
+    and the name of its configuration environment to the nodes that write reports.
 
     Pipelines are generated from parameters (one namespace per domain, the task of `new_task`),
     but Kedro builds them without a context; the context exists just before, so this records its
-    parameters for `fastadapt.config.project_parameters`.
+    parameters for `fastadapt.config.project_parameters`. The environment is derived from the
+    run itself (`--env`), so a report cannot name another configuration than the one that made
+    it: the catalog gets it as the in-memory dataset `run_environment`.
     """
+
+    def __init__(self) -> None:
+        self._environment = config.BASE_ENVIRONMENT
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -30,6 +39,11 @@ class RunParametersHook:
         # them before this hook could hand over the parameters. The loader's view already holds
         # the `--params` of the run.
         config.set_run_parameters(context.config_loader["parameters"])
+        self._environment = config.environment_label(context.env)
+
+    @hook_impl
+    def after_catalog_created(self, catalog) -> None:
+        catalog[RUN_ENVIRONMENT] = self._environment
 
 
 class MissingInputsHook:

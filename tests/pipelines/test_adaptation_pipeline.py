@@ -60,7 +60,6 @@ PARAMETERS = {
                    "ner": ["tinybert_head"]},
         "kshot_models": {"text_classification": ["tinybert_prototype", "tinybert_head"], "ner": []},
     },
-    "report_environment": "tiny",
 }
 PIPELINES = ["ingestion", "features", "adaptation", "evaluation"]
 

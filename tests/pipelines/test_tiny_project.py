@@ -64,7 +64,6 @@ baselines:
 evaluation:
   models: {{text_classification: [tfidf], ner: [crf]}}
   kshot_models: {{text_classification: [tfidf], ner: []}}
-report_environment: tiny
 """
 
 # (file, line, reason) of every record the text task's files lose, and why.
@@ -315,7 +314,7 @@ def test_summary_and_mlflow_run(tiny):
         json.loads((tiny / f"data/08_reporting/{TEXT}/tfidf/metrics.json").read_text())["test"]["accuracy"]
     )
     assert f"{NER}.crf.test.entity_f1" in metrics
-    assert run.data.params["report_environment"] == "tiny"
+    assert "(config environment: `base`)" in summary  # derived from the run, which has no --env
     assert "'ks': [1, 2]" in run.data.params["kshot"]
     assert "summary.md" in {item.path for item in client.list_artifacts(run.info.run_id)}
     artifacts = {item.path for item in client.list_artifacts(run.info.run_id, f"{TEXT}/tfidf")}

@@ -21,6 +21,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from fastadapt.config import meta_source_configs, project_parameters
+from fastadapt.hooks import RUN_ENVIRONMENT
 from fastadapt.meta.broad import SMLMT
 from fastadapt.meta.plan import MetaTrainingPlan
 from fastadapt.pipelines.meta_training.broad_nodes import (
@@ -156,7 +157,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     lodo_inputs = {"lodo_differences": "meta_training.lodo_differences", **lodo} if broad is not None and lodo else {}
     nodes.append(_node(meta_learning_report_node,
                        {"runs": "meta_training.runs", "params": PARAMS, "n_episodes": "params:episodes.n_episodes",
-                        "environment": "params:report_environment", **results, **curves, **lodo_inputs},
+                        "environment": RUN_ENVIRONMENT, **results, **curves, **lodo_inputs},
                        ["meta_learning_report", "meta_training.episode_summary", "meta_training.paired_differences",
                         "meta_training.episode_plot", "meta_training.summary_mlflow_metrics"],
                        "meta_learning_report_node", False, "meta_training"))

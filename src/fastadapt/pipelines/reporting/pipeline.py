@@ -7,6 +7,7 @@ import warnings
 from kedro.pipeline import Node, Pipeline
 
 from fastadapt.config import domain_configs, project_parameters
+from fastadapt.hooks import RUN_ENVIRONMENT
 from fastadapt.pipelines.evaluation.models import evaluated_models
 from fastadapt.pipelines.reporting.nodes import (
     learning_curve_plot,
@@ -36,7 +37,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     evaluated = evaluated_models(parameters)
     pipeline = Pipeline([])
     summary_inputs = {
-        "environment": "params:report_environment",
+        "environment": RUN_ENVIRONMENT,
         "stream_accounting": "stream_accounting",
         "episodes": "class_split_episodes",
     }
