@@ -16,10 +16,12 @@ from fastadapt.tasks.splits import SplitSpec, assign_splits
 log = logging.getLogger(__name__)
 
 
-def split_domain(rows: pd.DataFrame, domain_params: Mapping[str, Any], seed: int, domain: str) -> pd.DataFrame:
-    """Train / validation / test as PROTOCOL.md section 1 defines them for this domain."""
-    config = DomainConfig.from_params(domain, domain_params)
-    spec = SplitSpec.from_params({"seed": seed, **config.split})
+def split_domain(rows: pd.DataFrame, domain_params: Mapping[str, Any], seed: int, domain: str,
+                 block: str = "domains") -> pd.DataFrame:
+    """Train / validation / test as PROTOCOL.md section 1 defines them for this domain (or, with
+    `block="meta_sources"`, this meta-training source)."""
+    config = DomainConfig.from_params(domain, domain_params, block=block)
+    spec = SplitSpec.from_params({"seed": seed, **config.split}, where=f"{block}.{domain}.split")
     label_column = "label" if config.kind == "text_classification" else None
     splits = assign_splits(rows, spec, label_column=label_column) if label_column else assign_splits(
         rows, spec
