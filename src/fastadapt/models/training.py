@@ -32,7 +32,6 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -48,6 +47,7 @@ from tqdm.auto import tqdm
 
 from fastadapt.config import Checks, Settings
 from fastadapt.models.encoder import resolve_device
+from fastadapt.staging import write_then_rename
 
 log = logging.getLogger(__name__)
 
@@ -228,18 +228,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def write_checkpoint(directory: Path, step: int, state: Mapping[str, Any]) -> Path:
-    """Atomically: written into a temporary directory, then renamed to step-<N>."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Atomically (`fastadapt.staging.write_then_rename`): a temporary folder renamed to step-<N>."""
     target = directory / f"{CHECKPOINT_PREFIX}{step:08d}"
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=directory))
-    try:
-        torch.save(dict(state), staging / CHECKPOINT_FILE)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+    with write_then_rename(str(target)) as staging:
+        Path(staging).mkdir()
+        torch.save(dict(state), Path(staging) / CHECKPOINT_FILE)
     complete = sorted(
         (int(p.name[len(CHECKPOINT_PREFIX):]), p) for p in directory.glob(f"{CHECKPOINT_PREFIX}*")
         if p.name[len(CHECKPOINT_PREFIX):].isdigit()
