@@ -9,7 +9,7 @@ import pandas as pd
 
 from fastadapt.config import DomainConfig
 from fastadapt.tasks.episodes import class_split_episodes, parse_class_list
-from fastadapt.tasks.kshot import kshot_sets, ner_kshot_sets, unseen_class_kshot_sets
+from fastadapt.tasks.kshot import KShotSettings, kshot_sets, ner_kshot_sets, unseen_class_kshot_sets
 from fastadapt.tasks.pool import unlabelled_pool
 from fastadapt.tasks.splits import SplitSpec, assign_splits
 
@@ -35,10 +35,11 @@ def draw_kshot_sets(
 ) -> pd.DataFrame:
     """k-shot training sets from the train split (PROTOCOL.md sections 2 and 4)."""
     config = DomainConfig.from_params(domain, domain_params)
+    settings = KShotSettings.from_params(kshot_params, where="kshot")
     train = splits[splits["split"] == "train"]
     if config.kind == "ner":
-        return ner_kshot_sets(train, kshot_params["ner_ks"], kshot_params["seeds"])
-    return kshot_sets(train, kshot_params["ks"], kshot_params["seeds"])
+        return ner_kshot_sets(train, settings.ner_ks, settings.seeds)
+    return kshot_sets(train, settings.ks, settings.seeds)
 
 
 def draw_class_split_episodes(
@@ -115,6 +116,7 @@ def draw_unseen_kshot_sets(
 ) -> pd.DataFrame:
     """k-shot sets on test classes never seen in training (PROTOCOL.md section 5)."""
     config = DomainConfig.from_params(domain, domain_params)
+    seeds = KShotSettings.from_params(kshot_params, where="kshot").seeds
     return unseen_class_kshot_sets(
-        splits, config.unseen_classes["ks"], kshot_params["seeds"], config.unseen_classes["group_column"]
+        splits, config.unseen_classes["ks"], seeds, config.unseen_classes["group_column"]
     )
