@@ -388,7 +388,8 @@ class LoopBook:
 
     def validated(self, value: float, weights: Callable[[], dict[str, torch.Tensor]]) -> None:
         """Record a validation value; a better one keeps `weights()` (CPU copies) as the best."""
-        if value > self.best_value if self.maximise else value < self.best_value:
+        better = value > self.best_value if self.maximise else value < self.best_value
+        if better:
             self.best_value, self.best_step, self.bad_validations = value, self.step, 0
             self.best_state = weights()
         else:
