@@ -65,6 +65,11 @@ def test_bad_settings_are_clear_errors(kwargs, message):
         DistributedConfig.from_params(kwargs, where="distributed")
 
 
+def test_a_config_built_directly_is_checked_before_launching():
+    with pytest.raises(ConfigError, match=r"^pretraining\.distributed\.nproc_per_node is 0; allowed: an integer >= 1$"):
+        run_distributed(in_process, (1,), DistributedConfig(nproc_per_node=0), where="pretraining.distributed")
+
+
 def test_world_size_is_processes_times_nodes():
     config = DistributedConfig.from_params({"nproc_per_node": 3, "nnodes": 2, "node_rank": 1}, where="d")
     assert config.world_size == 6 and DistributedConfig().world_size == 1

@@ -101,6 +101,7 @@ def run_distributed(
     One process on one node runs `fn` in this process, without a process group. `where` names
     the parameter block in errors.
     """
+    config.validate(where)  # a config built directly, not through from_params, is checked too
     resolved = resolve_backend(config.backend, where)
     if config.world_size == 1:
         return fn(*args)
