@@ -130,14 +130,14 @@ def test_a_save_sweeps_the_temporaries_of_killed_writers_only(tmp_path):
     import subprocess
     import sys
 
-    from fastadapt.datasets.atomic import _writer_tag
+    from fastadapt.staging import writer_tag
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
     host = socket.gethostname().replace(".", "_").replace("-", "_")
     killed = tmp_path / f".rows.parquet.{host}-{dead}-abc.tmp"  # a writer that is gone
     legacy = tmp_path / f".rows.parquet.{uuid.uuid4().hex}.tmp"  # the former naming, two days old
-    alive = tmp_path / f".rows.parquet.{_writer_tag()}.tmp"  # this process: a save in progress
+    alive = tmp_path / f".rows.parquet.{writer_tag()}.tmp"  # this process: a save in progress
     for path in (killed, legacy, alive):
         path.write_bytes(b"")
     os.utime(legacy, (0, 0))

@@ -5,7 +5,9 @@ when they are not safe fastadapt models."""
 from __future__ import annotations
 
 import json
+import uuid
 
+import fsspec
 import pytest
 from kedro.io.core import DatasetError, Version
 
@@ -71,3 +73,50 @@ def test_a_manifest_naming_a_foreign_class_is_one_user_error(tmp_path):
         ModelDirectoryDataset(str(tmp_path / "evil")).load()
     assert isinstance(error.value, ModelFileError) and isinstance(error.value, UserInputError)
     assert "only classes of the fastadapt package" in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.fixture
+def memory_root():
+    """A folder of fsspec's in-memory filesystem: a real non-local filesystem, offline."""
+    fs = fsspec.filesystem("memory")
+    root = f"/models-{uuid.uuid4().hex}"
+    yield fs, root
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def test_a_model_on_a_non_local_filesystem_round_trips(memory_root):
+    fs, root = memory_root
+    dataset = ModelDirectoryDataset(f"memory://{root}/tfidf")
+    assert not dataset.exists()
+    dataset.save(fitted())
+    assert dataset.exists() and fs.isfile(f"{root}/tfidf/{MANIFEST}")
+    assert [name.rsplit("/", 1)[-1] for name in fs.ls(root, detail=False)] == ["tfidf"]  # no staging left
+    assert list(dataset.load().predict(TEXTS)) == list(fitted().predict(TEXTS))
+
+
+def test_versions_on_a_non_local_filesystem(memory_root):
+    _, root = memory_root
+    path = f"memory://{root}/tfidf"
+    ModelDirectoryDataset(path, version=Version(None, "2024-01-01T00.00.00.000Z")).save(fitted(0.01))
+    ModelDirectoryDataset(path, version=Version(None, "2024-01-02T00.00.00.000Z")).save(fitted(10.0))
+    assert ModelDirectoryDataset(path, version=Version(None, None)).load().C == 10.0
+    assert ModelDirectoryDataset(path, version=Version("2024-01-01T00.00.00.000Z", None)).load().C == 0.01
+
+
+def test_a_crash_on_a_non_local_filesystem_leaves_the_previous_model(memory_root):
+    fs, root = memory_root
+    dataset = ModelDirectoryDataset(f"memory://{root}/model")
+    dataset.save(fitted())
+    before = sorted(fs.find(root))
+    with pytest.raises(DatasetError, match="no attribute .save_pretrained."):
+        dataset.save(SavedTokenizer(tokenizer=None))
+    assert sorted(fs.find(root)) == before
+    assert list(dataset.load().predict(TEXTS)) == list(fitted().predict(TEXTS))
+
+
+def test_a_non_local_folder_without_a_manifest_is_refused(memory_root):
+    fs, root = memory_root
+    fs.pipe(f"{root}/empty/weights.safetensors", b"")
+    with pytest.raises(DatasetError, match="is not a saved fastadapt model"):
+        ModelDirectoryDataset(f"memory://{root}/empty").load()

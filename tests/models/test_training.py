@@ -242,3 +242,13 @@ def test_a_non_finite_loss_stops_with_a_message():
 
     with pytest.raises(FloatingPointError, match="loss is nan at step 1"):
         train_model(ToyModel(), nan_loss, ToyBatches(), config(), progress=False)
+
+
+def test_a_checkpoint_write_that_dies_leaves_the_previous_checkpoint_whole(tmp_path):
+    from fastadapt.models.training import write_checkpoint
+
+    write_checkpoint(tmp_path, 3, {"weights": torch.ones(2)})
+    with pytest.raises(Exception, match="pickle|lambda"):  # torch.save dies half way through the state
+        write_checkpoint(tmp_path, 3, {"weights": torch.zeros(2), "unpicklable": lambda: None})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000003"]
+    assert torch.equal(load_checkpoint(tmp_path / "step-00000003")["weights"], torch.ones(2))

@@ -176,3 +176,33 @@ def test_ner_kshot_sets_lists_every_k_and_seed():
     assert list(sets.loc[(sets["k"] == 2) & (sets["seed"] == 1), "row_id"]) == draw_ner_kshot(
         NER_TRAIN, 2, 1
     )
+
+
+def test_kshot_settings_defaults_are_the_shipped_parameters():
+    from pathlib import Path
+
+    import yaml
+
+    from fastadapt.tasks.kshot import KShotSettings
+
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf" / "base" / "parameters_features.yml")
+                             .read_text())["kshot"]
+    settings = KShotSettings.from_params(shipped, where="kshot")
+    defaults = KShotSettings.from_params({}, where="kshot")
+    assert [list(settings.ks), list(settings.seeds), list(settings.ner_ks)] == [
+        list(defaults.ks), list(defaults.seeds), list(defaults.ner_ks)] == [[1, 5, 10, 20], [0, 1, 2, 3, 4], [1, 5, 10]]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"ks": [1, 0]}, r"^kshot\.ks is \[1, 0\]; allowed: a non-empty list of integers >= 1$"),
+    ({"seeds": []}, r"^kshot\.seeds is \[\]; allowed: a non-empty list of integers >= 0$"),
+    ({"ner_ks": 5}, r"^kshot\.ner_ks is 5; allowed: a non-empty list"),
+    ({"ks": [True]}, r"^kshot\.ks is \[True\]"),
+    ({"k": [1]}, r"^kshot: unknown setting\(s\) \['k'\]"),
+])
+def test_bad_kshot_settings_name_the_parameter(params, message):
+    from fastadapt.config import ConfigError
+    from fastadapt.tasks.kshot import KShotSettings
+
+    with pytest.raises(ConfigError, match=message):
+        KShotSettings.from_params(params, where="kshot")

@@ -45,13 +45,25 @@ def test_a_label_the_map_does_not_name_is_an_error_naming_it():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"table": "tw"}, "label_map must map"),
-    ({"table": "tw", "label_map": {"a": "b"}, "date_until": "soon"}, "date_until must be a date"),
-    ({"table": "tw", "label_map": {"a": "b"}, "colour": 1}, "unknown setting"),
+    ({"table": "tw"}, r"^p\.tweets\.label_map must map"),
+    ({"table": "tw", "label_map": {"a": "b"}, "date_until": "soon"},
+     r"^p\.tweets\.date_until is 'soon'; allowed: a date \(YYYY-MM-DD\)"),
+    ({"table": "tw", "label_map": {"a": "b"}, "colour": 1}, r"^p\.tweets: unknown setting\(s\) \['colour'\]"),
+    ({"table": "tw", "label_map": {"a": "b"}, "name": "x"}, r"^p\.tweets: unknown setting\(s\) \['name'\]"),
+    ({"label_map": {"a": "b"}, "splits": "train"}, r"^p\.tweets\.splits is 'train'; allowed: a non-empty list"),
+    ({"label_map": {"a": "b"}, "text_column": 3}, r"^p\.tweets\.text_column is 3; allowed: a non-empty string"),
 ])
 def test_bad_settings_name_the_parameter(spec, message):
     with pytest.raises(ConfigError, match=message):
         parse_sources({"tweets": spec}, "p")
+
+
+def test_yaml_dates_and_a_table_named_like_the_source():
+    import datetime
+
+    (source,) = parse_sources({"tw": {"label_map": {"Bearish": "negative"}, "date_from": datetime.date(2020, 3, 1)}},
+                              "p")
+    assert (source.name, source.table, source.date_from, source.where) == ("tw", "tw", "2020-03-01", "p.tw")
 
 
 def test_an_unknown_table_names_the_available_ones():

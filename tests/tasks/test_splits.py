@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
+from fastadapt.config import ConfigError
 from fastadapt.tasks.splits import SplitSpec, assign_splits
 
 PHRASEBANK = SplitSpec("made", test_size=0.2, validation_size=0.125)
@@ -126,38 +127,39 @@ def test_a_class_too_small_for_the_second_draw_is_named():
     [
         (
             {"method": "random"},
-            r"SplitSpec.method must be one of \['made', 'holdout_validation', 'given'\]",
+            r"^domains\.pb\.split\.method is 'random'; allowed: \['made', 'holdout_validation', 'given'\]$",
         ),
-        ({"method": "made", "test_size": 0}, "SplitSpec.test_size must be a fraction"),
+        ({"method": "made", "test_size": 0}, r"^domains\.pb\.split\.test_size is 0; allowed: a number > 0 and < 1$"),
         (
             {"method": "made", "validation_size": 1.5},
-            "SplitSpec.validation_size must be a fraction",
+            r"^domains\.pb\.split\.validation_size is 1\.5; allowed: a number > 0 and < 1$",
         ),
-        ({"method": "made", "seed": -1}, "SplitSpec.seed must be a non-negative integer"),
-        ({"method": "made", "seed": 1.5}, "SplitSpec.seed must be a non-negative integer"),
+        ({"method": "made", "seed": -1}, r"^domains\.pb\.split\.seed is -1; allowed: an integer >= 0$"),
+        ({"method": "made", "seed": 1.5}, r"^domains\.pb\.split\.seed is 1\.5; allowed: an integer >= 0$"),
         (
             {"method": "made", "origin_map": {"train": "train"}},
-            "origin_map is not used by method 'made'",
+            r"domains\.pb\.split\.origin_map is \{'train': 'train'\}; not used by method 'made'",
         ),
         (
             {"method": "given", "origin_map": {"dev": "valid"}},
-            r"must be in \['train', 'validation', 'test'\]",
+            r"domains\.pb\.split\.origin_map maps \{'dev': 'valid'\}; .* must be in \['train', 'validation', 'test'\]",
         ),
         (
             {"method": "holdout_validation", "origin_map": {"dev": "validation"}},
             r"must be in \['train', 'test'\]",
         ),
-        ({"method": "made", "tests_size": 0.2}, r"unknown key\(s\) \['tests_size'\]"),
-        ({"test_size": 0.2}, "'method' is required"),
+        ({"method": "given", "origin_map": ["train"]}, r"origin_map is \['train'\]; allowed: a mapping"),
+        ({"method": "made", "tests_size": 0.2}, r"^domains\.pb\.split: unknown setting\(s\) \['tests_size'\]"),
+        ({"test_size": 0.2}, r"^domains\.pb\.split\.method is None; allowed: \['made'"),
     ],
 )
 def test_bad_params_name_the_parameter_and_allowed_values(params, message):
-    with pytest.raises(ValueError, match=message):
-        SplitSpec.from_params(params)
+    with pytest.raises(ConfigError, match=message):
+        SplitSpec.from_params(params, where="domains.pb.split")
 
 
 def test_from_params_builds_the_spec():
     spec = SplitSpec.from_params(
-        {"method": "made", "test_size": 0.2, "validation_size": 0.125, "seed": 42}
+        {"method": "made", "test_size": 0.2, "validation_size": 0.125, "seed": 42}, where="split"
     )
     assert spec == PHRASEBANK

@@ -7,68 +7,22 @@ temporary name in the same folder and then moves it over the target (a rename on
 metrics and predictions): the files are written into a run folder aside, and a symbolic link is
 swapped onto the target in one rename, so readers see the whole old set or the whole new one.
 
-Temporaries carry the writer's host and process id; each save first sweeps the temporaries of
-writers that are gone (a killed run), or older than `STALE_SECONDS` when that cannot be told.
+The temporaries, their sweeping after a killed run and the final rename are
+`fastadapt.staging`'s, the one write-then-rename of the project.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
-import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fsspec
 from kedro.io.core import AbstractDataset, DatasetError, get_protocol_and_path, parse_dataset_definition
 
-STALE_SECONDS = 24 * 3600
-
-
-def _writer_tag() -> str:
-    """`<host>-<pid>-<random>`: who writes a temporary, so that a later save can tell it is stale."""
-    host = socket.gethostname().replace(".", "_").replace("-", "_")
-    return f"{host}-{os.getpid()}-{uuid.uuid4().hex}"
-
-
-def _writer_gone(name: str, modified: float) -> bool:
-    """Whether the writer of temporary `name` is gone: a dead process of this host, or too old."""
-    host = socket.gethostname().replace(".", "_").replace("-", "_")
-    for part in name.split("."):
-        fields = part.split("-")
-        if len(fields) == 3 and fields[0] == host and fields[1].isdigit():
-            try:
-                os.kill(int(fields[1]), 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:  # alive, someone else's
-                return False
-            return False
-    return time.time() - modified > STALE_SECONDS
-
-
-def sweep_temporaries(fs: fsspec.AbstractFileSystem, folder: str, prefix: str) -> list[str]:
-    """Remove the stale `<prefix>*.tmp` entries of `folder` (see `_writer_gone`); their paths."""
-    removed = []
-    try:
-        entries = fs.ls(folder, detail=True)
-    except (FileNotFoundError, NotADirectoryError):
-        return removed
-    for entry in entries:
-        path = str(entry["name"])
-        name = PurePosixPath(path).name
-        if not (name.startswith(prefix) and name.endswith(".tmp")):
-            continue
-        modified = next((entry[key] for key in ("mtime", "LastModified", "created") if entry.get(key) is not None),
-                        time.time())
-        modified = modified.timestamp() if hasattr(modified, "timestamp") else float(modified)
-        if _writer_gone(name, modified):
-            fs.rm(path, recursive=entry.get("type") == "directory")
-            removed.append(path)
-    return removed
-
+from fastadapt.staging import sweep_temporaries, write_then_rename, writer_gone, writer_tag
 
 class AtomicDataset(AbstractDataset[Any, Any]):
     """`dataset:` is any file dataset definition with a `filepath`; loads go to it unchanged."""
@@ -90,18 +44,9 @@ class AtomicDataset(AbstractDataset[Any, Any]):
         return self._reader.load()
 
     def save(self, data: Any) -> None:
-        final = PurePosixPath(str(self._filepath))
-        self._fs.makedirs(str(final.parent), exist_ok=True)
-        sweep_temporaries(self._fs, str(final.parent), f".{final.name}.")
-        temporary = final.with_name(f".{final.name}.{_writer_tag()}.tmp")
-        temporary_url = str(temporary) if self._protocol == "file" else f"{self._protocol}://{temporary}"
-        writer = self._dataset_class(**{**self._dataset_args, "filepath": temporary_url})
-        try:
-            writer.save(data)
-            self._fs.mv(str(temporary), str(final))
-        finally:
-            if self._fs.exists(str(temporary)):
-                self._fs.rm(str(temporary))
+        with write_then_rename(str(self._filepath), self._fs) as temporary:
+            temporary_url = temporary if self._protocol == "file" else f"{self._protocol}://{temporary}"
+            self._dataset_class(**{**self._dataset_args, "filepath": temporary_url}).save(data)
 
     def _exists(self) -> bool:
         return self._fs.exists(str(self._filepath))
@@ -150,7 +95,7 @@ class AtomicFolderDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         local = fsspec.filesystem("file")
         self._runs.mkdir(parents=True, exist_ok=True)
         self._sweep(local)
-        tag = _writer_tag()
+        tag = writer_tag()
         staging = self._runs / f"{time.strftime('%Y%m%dT%H%M%S')}.{tag}.tmp"
         staging.mkdir()
         for name, value in data.items():
@@ -185,7 +130,7 @@ class AtomicFolderDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
             modified = folder.stat().st_mtime
             # Older than the current set: superseded. Newer: a save between its rename and its
             # link swap, kept unless its writer is gone.
-            if (current_time is not None and modified <= current_time) or _writer_gone(folder.name, modified):
+            if (current_time is not None and modified <= current_time) or writer_gone(folder.name, modified):
                 shutil.rmtree(folder, ignore_errors=True)
 
     def _exists(self) -> bool:

@@ -13,12 +13,12 @@ seed, device, num_threads, log_every, max_grad_norm), so one vocabulary covers e
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastadapt.config import Checks, ConfigError, Settings, is_number
+from fastadapt.models.training import check_loop_settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastadapt.adaptation.lora import LoraSettings
@@ -126,18 +126,8 @@ class MetaConfig(Settings):
         integer("n_way", 2)
         integer("k_shot", 1)
         integer("n_query", 1)
-        integer("max_steps", 1)
-        number("max_seconds", 0, optional=True, strict_low=True)
-        integer("eval_every", 1)
         integer("eval_episodes", 1)
-        integer("early_stop_patience", 1, optional=True)
-        integer("checkpoint_every", 1, optional=True)
-        integer("seed", 0)
-        integer("num_threads", 1, optional=True)
-        integer("log_every", 1)
-        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, (str, os.PathLike)):
-            fail("checkpoint_dir", "allowed: a directory path or null")
-        check.device()
+        check_loop_settings(check)  # max_steps, max_seconds, eval_every, ..., device: as every loop
         if not isinstance(self.sources, Mapping):
             fail("sources", "allowed: a mapping of source name to sampling weight")
         for name, weight in self.sources.items():

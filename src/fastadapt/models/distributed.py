@@ -1,6 +1,6 @@
 """Multi-process data-parallel runs through PyTorch's own elastic launcher (what `torchrun` uses).
 
-`run_distributed(fn, args, nproc_per_node)` starts `nproc_per_node` worker processes on this host
+`run_distributed(fn, args, config)` starts `config.nproc_per_node` worker processes on this host
 with `torch.distributed.launcher.api.elastic_launch`; each initialises the default process group
 (gloo on CPU, nccl on GPU, one GPU per local rank), calls `fn(*args)`, and the call returns what
 rank 0's `fn` returned. Inside `fn`, `fastadapt.models.training.train_model` sees the process group
@@ -15,6 +15,8 @@ rendezvous run id: `fastadapt` unless $FASTADAPT_RUN_ID sets another (one host a
 fresh id per call).
 
 `fn` and `args` cross process boundaries: `fn` must be a module-level function, `args` picklable.
+The settings are a `DistributedConfig` (the `distributed:` parameter block), checked once when it
+is built; `run_distributed` checks only what depends on the machine (CUDA devices for nccl).
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from fastadapt.config import Checks, ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +38,40 @@ BACKENDS = ("auto", "gloo", "nccl")
 RDZV_BACKENDS = ("c10d", "static")
 
 
-def resolve_backend(backend: str = "auto") -> str:
-    """`auto` -> nccl when CUDA is present, else gloo."""
-    if backend not in BACKENDS:
-        raise ValueError(f"distributed.backend is '{backend}'; allowed: {list(BACKENDS)}")
+@dataclass(frozen=True)
+class DistributedConfig(Settings):
+    """How many processes train together: nproc_per_node x nnodes (1 x 1: in this process)."""
+
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: str = "127.0.0.1:29400"
+    rdzv_backend: str = "c10d"
+    backend: str = "auto"  # auto (nccl on CUDA, else gloo) | gloo | nccl
+    max_restarts: int = 0
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.nnodes
+
+    def validate(self, where: str = "distributed") -> None:
+        check = Checks(self, where)
+        for key, minimum in (("nproc_per_node", 1), ("nnodes", 1), ("node_rank", 0), ("max_restarts", 0)):
+            check.integer(key, minimum)
+        if self.node_rank >= self.nnodes:
+            check.fail("node_rank", f"allowed: 0 to nnodes-1 = {self.nnodes - 1}")
+        check.choice("backend", BACKENDS)
+        check.choice("rdzv_backend", RDZV_BACKENDS)
+        if not isinstance(self.rdzv_endpoint, str) or ":" not in self.rdzv_endpoint:
+            check.fail("rdzv_endpoint", "allowed: 'host:port'")
+
+
+def resolve_backend(backend: str = "auto", where: str = "distributed") -> str:
+    """`auto` -> nccl when CUDA is present, else gloo; nccl without CUDA is a `ConfigError`."""
     if backend == "auto":
         return "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl" and not torch.cuda.is_available():
-        raise ValueError("distributed.backend is 'nccl' but this machine has no CUDA device; use gloo or auto")
+        raise ConfigError(f"{where}.backend is 'nccl' but this machine has no CUDA device; use gloo or auto")
     return backend
 
 
@@ -62,59 +93,47 @@ def _worker(fn: Callable[..., Any], args: Sequence[Any], backend: str) -> tuple[
 def run_distributed(
     fn: Callable[..., Any],
     args: Sequence[Any] = (),
-    nproc_per_node: int = 1,
-    nnodes: int = 1,
-    node_rank: int = 0,
-    rdzv_endpoint: str = "127.0.0.1:29400",
-    rdzv_backend: str = "c10d",
-    backend: str = "auto",
-    max_restarts: int = 0,
+    config: DistributedConfig = DistributedConfig(),
+    where: str = "distributed",
 ) -> Any:
     """`fn(*args)` on nproc_per_node x nnodes processes; rank 0's return value (None elsewhere).
 
-    One process on one node runs `fn` in this process, without a process group.
+    One process on one node runs `fn` in this process, without a process group. `where` names
+    the parameter block in errors.
     """
-    for name, value, minimum in (("nproc_per_node", nproc_per_node, 1), ("nnodes", nnodes, 1),
-                                 ("node_rank", node_rank, 0), ("max_restarts", max_restarts, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"distributed.{name} is {value!r}; allowed: an integer >= {minimum}")
-    if node_rank >= nnodes:
-        raise ValueError(f"distributed.node_rank is {node_rank}; allowed: 0 to nnodes-1 = {nnodes - 1}")
-    if rdzv_backend not in RDZV_BACKENDS:
-        raise ValueError(f"distributed.rdzv_backend is '{rdzv_backend}'; allowed: {list(RDZV_BACKENDS)}")
-    if not isinstance(rdzv_endpoint, str) or ":" not in rdzv_endpoint:
-        raise ValueError(f"distributed.rdzv_endpoint is {rdzv_endpoint!r}; allowed: 'host:port'")
-    resolved = resolve_backend(backend)
-    if nproc_per_node == 1 and nnodes == 1:
+    config.validate(where)  # a config built directly, not through from_params, is checked too
+    resolved = resolve_backend(config.backend, where)
+    if config.world_size == 1:
         return fn(*args)
-    if resolved == "nccl" and nproc_per_node > torch.cuda.device_count():
-        raise ValueError(
-            f"distributed.nproc_per_node is {nproc_per_node} but this host has "
+    if resolved == "nccl" and config.nproc_per_node > torch.cuda.device_count():
+        raise ConfigError(
+            f"{where}.nproc_per_node is {config.nproc_per_node} but this host has "
             f"{torch.cuda.device_count()} CUDA device(s); nccl needs one device per process"
         )
 
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     rdzv_configs: dict[str, Any] = {}
-    if rdzv_backend == "static":
-        rdzv_configs["rank"] = node_rank
+    if config.rdzv_backend == "static":
+        rdzv_configs["rank"] = config.node_rank
     else:
-        rdzv_configs["is_host"] = node_rank == 0
-    config = LaunchConfig(
-        min_nodes=nnodes,
-        max_nodes=nnodes,
-        nproc_per_node=nproc_per_node,
-        run_id=os.environ.get("FASTADAPT_RUN_ID", f"fastadapt-{uuid.uuid4().hex[:12]}" if nnodes == 1 else "fastadapt"),
-        rdzv_endpoint=rdzv_endpoint,
-        rdzv_backend=rdzv_backend,
+        rdzv_configs["is_host"] = config.node_rank == 0
+    launch = LaunchConfig(
+        min_nodes=config.nnodes,
+        max_nodes=config.nnodes,
+        nproc_per_node=config.nproc_per_node,
+        run_id=os.environ.get("FASTADAPT_RUN_ID",
+                              f"fastadapt-{uuid.uuid4().hex[:12]}" if config.nnodes == 1 else "fastadapt"),
+        rdzv_endpoint=config.rdzv_endpoint,
+        rdzv_backend=config.rdzv_backend,
         rdzv_configs=rdzv_configs,
-        max_restarts=max_restarts,
+        max_restarts=config.max_restarts,
         start_method="spawn",
         monitor_interval=0.1,
     )
-    log.info("launching %d x %d %s processes (rendezvous %s at %s)", nnodes, nproc_per_node, resolved,
-             rdzv_backend, rdzv_endpoint)
-    results = elastic_launch(config, _worker)(fn, tuple(args), resolved)
+    log.info("launching %d x %d %s processes (rendezvous %s at %s)", config.nnodes, config.nproc_per_node,
+             resolved, config.rdzv_backend, config.rdzv_endpoint)
+    results = elastic_launch(launch, _worker)(fn, tuple(args), resolved)
     for rank, result in results.values():
         if rank == 0:
             return result

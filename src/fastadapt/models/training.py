@@ -23,6 +23,34 @@ at r. So W processes with `grad_accum=A` compute exactly what one process with
 order of floating-point sums. `batch_size` is the per-process micro-batch size; the effective
 batch is batch_size * grad_accum * world_size. Only rank 0 writes checkpoints and shows progress;
 validation runs on rank 0 and its result is broadcast; all ranks stop together.
+
+The bookkeeping around the step (budgets, best weights, early stopping, history rows, progress
+bar, checkpoints, resume) is `LoopBook`, which `fastadapt.meta.train.meta_train` shares.
+
+Why not `accelerate` (pinned) for device placement, mixed precision and DDP. Measured with
+`scripts/bench_accelerate.py --steps 30 --repeats 5` (a tiny BERT masked-LM: 2 layers, width 128,
+64 tokens, batch 16 x 2 accumulated, dropout 0.1; one torch thread; on the shared 2-core CPU
+machine, medians of 5): this loop's step 8404 non-padding tokens per CPU second (5013 per wall
+second), the same step through `Accelerator(cpu=True)` (prepare, autocast, backward,
+clip_grad_norm_) 8395 (5272), with bit-identical weights, so exact resume and the dropout
+reseeding would hold; `mixed_precision="bf16"` on CPU 9812 (5898), not identical (bf16
+arithmetic; this loop autocasts on CUDA only). Not faster in fp32, and worse for this project:
+- one `AcceleratorState` per process: a second `Accelerator` with another `mixed_precision` or
+  device raises ValueError ("AcceleratorState has already been initialized and cannot be
+  changed"), and one `kedro run` trains several models whose blocks set their own `device` and
+  `mixed_precision` (pretraining, adaptation, the NER source tagger); only the private
+  `AcceleratorState._reset_state` gets round it;
+- no device per call: `device: cuda:1` would have to go through the process-wide
+  `ACCELERATE_TORCH_DEVICE`; with several CPU processes it sets torch's thread count itself
+  when OMP_NUM_THREADS is unset, overriding `num_threads`;
+- `save_state` writes in place (a killed save leaves a half checkpoint), and the loop state it
+  would hold as a registered object is loaded with `weights_only=False`
+  (`accelerate.checkpointing.load_custom_state`), which can execute code; these checkpoints are
+  written then renamed (`fastadapt.staging`) and read with `weights_only=True`;
+- the interleaved sharding and the `no_sync` accumulation stay this loop's either way.
+What it would replace is about 20 lines that call torch's own `torch.autocast`,
+`torch.amp.GradScaler` and `DistributedDataParallel`, which is what `accelerate` calls too.
+Not yet run on a GPU (no device in the measuring session).
 """
 
 from __future__ import annotations
@@ -32,11 +60,10 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,6 +75,7 @@ from tqdm.auto import tqdm
 
 from fastadapt.config import Checks, Settings
 from fastadapt.models.encoder import resolve_device
+from fastadapt.staging import write_then_rename
 
 log = logging.getLogger(__name__)
 
@@ -86,26 +114,30 @@ class TrainingConfig(Settings):
 
     def validate(self, where: str = "training") -> None:
         check = Checks(self, where)
-        fail, integer, number = check.fail, check.integer, check.number
-        integer("max_steps", 1)
-        number("max_seconds", 0, optional=True, strict_low=True)
-        integer("batch_size", 1)
-        integer("grad_accum", 1)
-        number("lr", 0, strict_low=True)
-        number("weight_decay", 0)
-        number("warmup_ratio", 0, 1)
-        number("max_grad_norm", 0, optional=True)
-        integer("eval_every", 1)
-        integer("early_stop_patience", 1, optional=True)
-        integer("checkpoint_every", 1, optional=True)
-        integer("seed", 0)
-        integer("num_threads", 1, optional=True)
-        integer("log_every", 1)
-        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, (str, os.PathLike)):
-            fail("checkpoint_dir", "allowed: a directory path or null")
-        if self.mixed_precision not in MIXED_PRECISION:
-            fail("mixed_precision", f"allowed: {list(MIXED_PRECISION)}")
-        check.device()
+        check_loop_settings(check)
+        check.integer("batch_size", 1)
+        check.integer("grad_accum", 1)
+        check.number("lr", 0, strict_low=True)
+        check.number("weight_decay", 0)
+        check.number("warmup_ratio", 0, 1)
+        check.number("max_grad_norm", 0, optional=True)
+        check.choice("mixed_precision", MIXED_PRECISION)
+
+
+def check_loop_settings(check: Checks) -> None:
+    """The settings every training loop has (`TrainingConfig`, `MetaConfig`): budgets, validation,
+    checkpoints, seed, device, threads and logging."""
+    check.integer("max_steps", 1)
+    check.number("max_seconds", 0, optional=True, strict_low=True)
+    check.integer("eval_every", 1)
+    check.integer("early_stop_patience", 1, optional=True)
+    check.integer("checkpoint_every", 1, optional=True)
+    check.integer("seed", 0)
+    check.integer("num_threads", 1, optional=True)
+    check.integer("log_every", 1)
+    if check.settings.checkpoint_dir is not None and not isinstance(check.settings.checkpoint_dir, (str, os.PathLike)):
+        check.fail("checkpoint_dir", "allowed: a directory path or null")
+    check.device()
 
 
 class BatchSource(Protocol):
@@ -206,7 +238,8 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of `module`'s state dict (checkpoints, best weights)."""
     return {key: value.detach().to("cpu", copy=True) for key, value in module.state_dict().items()}
 
 
@@ -228,18 +261,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def write_checkpoint(directory: Path, step: int, state: Mapping[str, Any]) -> Path:
-    """Atomically: written into a temporary directory, then renamed to step-<N>."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Atomically (`fastadapt.staging.write_then_rename`): a temporary folder renamed to step-<N>."""
     target = directory / f"{CHECKPOINT_PREFIX}{step:08d}"
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=directory))
-    try:
-        torch.save(dict(state), staging / CHECKPOINT_FILE)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+    with write_then_rename(str(target)) as staging:
+        Path(staging).mkdir()
+        torch.save(dict(state), Path(staging) / CHECKPOINT_FILE)
     complete = sorted(
         (int(p.name[len(CHECKPOINT_PREFIX):]), p) for p in directory.glob(f"{CHECKPOINT_PREFIX}*")
         if p.name[len(CHECKPOINT_PREFIX):].isdigit()
@@ -279,6 +305,144 @@ def _format_eta(seconds: float) -> str:
         else f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
+def start_run(config: Any) -> torch.device:
+    """The device of `config` (threads set on CPU) and every generator seeded from `config.seed`."""
+    device = resolve_device(config.device)
+    if device.type == "cpu" and config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    return device
+
+
+class LoopBook:
+    """The bookkeeping both training loops share (`train_model` here, `fastadapt.meta.train`):
+    step budget and wall-clock budget, best validation value and weights, early stopping, history
+    rows, the progress bar, periodic and final checkpoints, resume, and the result's history.
+
+    `best_key` names the best value in checkpoints ("best_loss" or "best_value"); `maximise` says
+    whether a higher validation value is better. Only rank 0 writes checkpoints and shows progress.
+    """
+
+    def __init__(self, config: Any, description: str, columns: tuple[str, ...], best_key: str,
+                 maximise: bool = False, rank: int = 0) -> None:
+        self.config, self.description, self.columns = config, description, columns
+        self.best_key, self.maximise, self.rank = best_key, maximise, rank
+        self.started = time.perf_counter()
+        self.step, self.rows = 0, []
+        self.best_value, self.best_step, self.best_state = (-math.inf if maximise else math.inf), None, None
+        self.bad_validations, self.elapsed_before, self.stop_reason = 0, 0.0, "max_steps"
+        self.checkpoint_dir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
+        if config.checkpoint_every and self.checkpoint_dir is None and rank == 0:
+            log.warning("%s: checkpoint_every is set but checkpoint_dir is not: no checkpoints", description)
+        self.start_step = 0
+
+    # -- checkpoints --
+    def state(self) -> dict[str, Any]:
+        """The bookkeeping part of a checkpoint (the loop adds its model, optimiser and rng)."""
+        return {
+            "step": self.step, "history": [[float(row[c]) for c in self.columns] for row in self.rows],
+            self.best_key: float(self.best_value), "best_step": self.best_step, "best_state": self.best_state,
+            "bad_validations": self.bad_validations, "seconds": float(self.seconds()),
+        }
+
+    def resume(self, state: Mapping[str, Any] | None, validating: bool) -> None:
+        """Continue from a checkpoint's `state()` part (None: a fresh run)."""
+        if state is not None:
+            self.step = state["step"]
+            self.rows = [dict(zip(self.columns, values, strict=True)) for values in state["history"]]
+            self.best_value, self.best_step = state[self.best_key], state["best_step"]
+            self.best_state, self.bad_validations = state["best_state"], state["bad_validations"]
+            self.elapsed_before = state["seconds"]
+        self.start_step = self.step
+        if validating and self._patience_spent():
+            self.stop_reason = "early_stop"
+
+    def latest_checkpoint(self) -> Path | None:
+        return latest_checkpoint(self.checkpoint_dir)
+
+    def _write(self, state: Callable[[], Mapping[str, Any]], final: bool = False) -> None:
+        """Checkpoint every `checkpoint_every` steps, and (`final`) the end state if not just written;
+        `state()` is called only when a checkpoint is written."""
+        every = self.config.checkpoint_every
+        due = bool(every) and self.step % every == 0
+        if final:
+            due = not due and self.step > self.start_step
+        if self.checkpoint_dir is not None and self.rank == 0 and due:
+            write_checkpoint(self.checkpoint_dir, self.step, state())
+
+    # -- the loop --
+    def running(self) -> bool:
+        return self.step < self.config.max_steps and self.stop_reason != "early_stop"
+
+    def seconds(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def over_time(self) -> bool:
+        """Whether this invocation has used up `max_seconds`."""
+        return self.config.max_seconds is not None and time.perf_counter() - self.started > self.config.max_seconds
+
+    def validation_due(self, last: bool) -> bool:
+        return self.step % self.config.eval_every == 0 or last
+
+    def validated(self, value: float, weights: Callable[[], dict[str, torch.Tensor]]) -> None:
+        """Record a validation value; a better one keeps `weights()` (CPU copies) as the best."""
+        better = value > self.best_value if self.maximise else value < self.best_value
+        if better:
+            self.best_value, self.best_step, self.bad_validations = value, self.step, 0
+            self.best_state = weights()
+        else:
+            self.bad_validations += 1
+        if self._patience_spent():
+            self.stop_reason = "early_stop"
+
+    def _patience_spent(self) -> bool:
+        patience = self.config.early_stop_patience
+        return bool(patience) and self.bad_validations >= patience
+
+    def row_due(self, last: bool, validated: bool) -> bool:
+        return self.step % self.config.log_every == 0 or last or validated or self.stop_reason == "early_stop"
+
+    def add_row(self, **values: float) -> None:
+        self.rows.append({"step": self.step, **values, "seconds": self.seconds()})
+
+    @contextmanager
+    def loop(self, progress: bool, state: Callable[[], Mapping[str, Any]]) -> Iterator[None]:
+        """Around the loop: the progress bar, and the end state checkpointed (a rerun resumes there)."""
+        self._bar = tqdm(total=self.config.max_steps, initial=self.step, desc=self.description, unit="step",
+                         disable=not progress or self.rank != 0, dynamic_ncols=True, leave=False)
+        try:
+            yield
+        finally:
+            self._bar.close()
+        self._write(state, final=True)
+
+    def end_step(self, state: Callable[[], Mapping[str, Any]], over_time: bool, **postfix: str) -> bool:
+        """After a step: the bar, a checkpoint when due; whether to stop because the time budget
+        is spent (not at the last step anyway)."""
+        self._bar.update(1)
+        self._bar.set_postfix(**postfix, refresh=False)
+        self._write(state)
+        if over_time and self.stop_reason != "early_stop" and self.step < self.config.max_steps:
+            self.stop_reason = "max_seconds"
+            return True
+        return False
+
+    def finish(self, restore: Callable[[dict[str, torch.Tensor]], Any] | None, measure: str) -> pd.DataFrame:
+        """Restore the best weights (when validating), log the end, and give the history frame."""
+        if restore is not None and self.best_state is not None:
+            restore(self.best_state)
+        history = pd.DataFrame(self.rows, columns=list(self.columns))
+        history["step"] = history["step"].astype(int)
+        if self.rank == 0:
+            best = (f", best validation {measure} {self.best_value:.4f} at step {self.best_step}"
+                    if self.best_step is not None else "")
+            log.info("%s: %d steps, stop: %s, %.1f s%s", self.description, self.step, self.stop_reason,
+                     self.seconds(), best)
+        return history
+
+
 # ---- the loop ---------------------------------------------------------------------------------
 
 
@@ -293,18 +457,12 @@ def train_model(
 ) -> TrainingResult:
     """Train `model` in place (left on the training device); see the module docstring."""
     config.validate()
-    started = time.perf_counter()
     rank, world_size = distributed_context()
     distributed = world_size > 1
-    device = resolve_device(config.device)
+    book = LoopBook(config, description, HISTORY_COLUMNS, best_key="best_loss", rank=rank)
+    device = start_run(config)
     if distributed and device.type == "cuda":  # one GPU per process: the launcher set this one
         device = torch.device("cuda", torch.cuda.current_device())
-    if device.type == "cpu" and config.num_threads:
-        torch.set_num_threads(config.num_threads)
-
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
 
     model.to(device)
     optimizer = build_optimizer(model, config)
@@ -317,39 +475,27 @@ def train_model(
     autocast_dtype = _autocast_dtype(config, device)
     scaler = torch.amp.GradScaler("cuda") if autocast_dtype == torch.float16 else None
 
-    # Training state (all of it goes into checkpoints).
-    step, data_epoch, data_index = 0, 0, 0
-    rows: list[dict[str, float]] = []
-    best_loss, best_step, best_state, bad_validations = math.inf, None, None, 0
-    elapsed_before = 0.0
+    data_epoch, data_index = 0, 0
     pending_loss, pending_steps, pending_tokens = 0.0, 0, 0.0
-
-    checkpoint_dir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
-    if config.checkpoint_every and checkpoint_dir is None and rank == 0:
-        log.warning("%s: checkpoint_every is set but checkpoint_dir is not: no checkpoints", description)
-    resume_from = latest_checkpoint(checkpoint_dir)
+    resume_from = book.latest_checkpoint()
     if distributed:  # every rank resumes from the checkpoint rank 0 sees (a shared directory)
         chosen = [str(resume_from) if resume_from else None]
         torch.distributed.broadcast_object_list(chosen, src=0)
         resume_from = Path(chosen[0]) if chosen[0] else None
-    if resume_from is not None:
-        state = load_checkpoint(resume_from)
+    state = load_checkpoint(resume_from) if resume_from is not None else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        step, data_epoch, data_index = state["step"], state["epoch"], state["index"]
-        rows = [dict(zip(HISTORY_COLUMNS, values)) for values in state["history"]]
-        best_loss, best_step = state["best_loss"], state["best_step"]
-        best_state, bad_validations = state["best_state"], state["bad_validations"]
-        elapsed_before = state["seconds"]
+        data_epoch, data_index = state["epoch"], state["index"]
         pending_loss, pending_steps, pending_tokens = state["pending"]
-        if rank == 0:
-            log.info("%s: resumed from %s (step %d)", description, resume_from, step)
+    book.resume(state, validating=validate is not None)
+    if state is not None and rank == 0:
+        log.info("%s: resumed from %s (step %d)", description, resume_from, book.step)
 
-    start_step = step
     forward_model = model
     if distributed:
         # find_unused_parameters: a model may hold parameters that a loss does not reach (a pooler)
@@ -361,12 +507,9 @@ def train_model(
 
     def checkpoint_state() -> dict[str, Any]:
         return {
-            "model": _cpu_state(model), "optimizer": optimizer.state_dict(),
+            "model": cpu_state(model), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else {},
-            "rng": rng_state(), "step": step, "epoch": cursor.epoch, "index": cursor.index,
-            "history": [[float(row[c]) for c in HISTORY_COLUMNS] for row in rows],
-            "best_loss": float(best_loss), "best_step": best_step, "best_state": best_state,
-            "bad_validations": bad_validations, "seconds": float(elapsed_before + time.perf_counter() - started),
+            "rng": rng_state(), "epoch": cursor.epoch, "index": cursor.index, **book.state(),
             "pending": [float(pending_loss), int(pending_steps), float(pending_tokens)],
         }
 
@@ -382,15 +525,10 @@ def train_model(
             torch.distributed.broadcast(value, src=0)
         return float(value[0])
 
-    stop_reason = "max_steps"
-    if validate is not None and config.early_stop_patience and bad_validations >= config.early_stop_patience:
-        stop_reason = "early_stop"
-    bar = tqdm(total=config.max_steps, initial=step, desc=description, unit="step",
-               disable=not progress or rank != 0, dynamic_ncols=True, leave=False)
     row_started = time.perf_counter()
     recent: deque[tuple[float, float]] = deque(maxlen=20)  # (seconds, tokens) of recent steps
-    try:
-        while step < config.max_steps and stop_reason != "early_stop":
+    with book.loop(progress, checkpoint_state):
+        while book.running():
             step_started = time.perf_counter()
             positions = cursor.take(config.grad_accum * world_size)[rank::world_size]
             optimizer.zero_grad(set_to_none=True)
@@ -418,70 +556,42 @@ def train_model(
                 optimizer.step()
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
-            step += 1
+            book.step += 1
 
-            over_time = config.max_seconds is not None and time.perf_counter() - started > config.max_seconds
-            totals = torch.cat([loss_sum, torch.tensor([float(over_time)], dtype=torch.float64, device=device)])
+            totals = torch.cat([loss_sum, torch.tensor([float(book.over_time())], dtype=torch.float64,
+                                                       device=device)])
             if distributed:
                 torch.distributed.all_reduce(totals)
             step_loss = float(totals[0]) / (config.grad_accum * world_size)
             if not math.isfinite(step_loss):
-                raise FloatingPointError(f"{description}: the loss is {step_loss} at step {step}")
+                raise FloatingPointError(f"{description}: the loss is {step_loss} at step {book.step}")
             pending_loss, pending_steps, pending_tokens = (pending_loss + step_loss, pending_steps + 1,
                                                            pending_tokens + float(totals[1]))
             over_time = float(totals[2]) > 0
 
-            last = step >= config.max_steps or over_time
+            last = book.step >= config.max_steps or over_time
             val_loss = math.nan
-            if validate is not None and (step % config.eval_every == 0 or last):
+            if validate is not None and book.validation_due(last):
                 val_loss = run_validation()
-                if val_loss < best_loss:
-                    best_loss, best_step, bad_validations = val_loss, step, 0
-                    best_state = _cpu_state(model)
-                else:
-                    bad_validations += 1
-                if config.early_stop_patience and bad_validations >= config.early_stop_patience:
-                    stop_reason = "early_stop"
-            if step % config.log_every == 0 or last or not math.isnan(val_loss) or stop_reason == "early_stop":
+                book.validated(val_loss, lambda: cpu_state(model))
+            if book.row_due(last, validated=not math.isnan(val_loss)):
                 now = time.perf_counter()
-                rows.append({
-                    "step": step, "loss": pending_loss / pending_steps, "lr": lr,
-                    "tokens_per_second": pending_tokens / max(now - row_started, 1e-9),
-                    "val_loss": val_loss, "seconds": elapsed_before + now - started,
-                })
+                book.add_row(loss=pending_loss / pending_steps, lr=lr,
+                             tokens_per_second=pending_tokens / max(now - row_started, 1e-9), val_loss=val_loss)
                 pending_loss, pending_steps, pending_tokens, row_started = 0.0, 0, 0.0, now
 
             recent.append((time.perf_counter() - step_started, float(totals[1])))
             recent_seconds = sum(seconds for seconds, _ in recent)
-            eta = (config.max_steps - step) * recent_seconds / len(recent)
+            eta = (config.max_steps - book.step) * recent_seconds / len(recent)
             if config.max_seconds is not None:
-                eta = min(eta, config.max_seconds - (time.perf_counter() - started))
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}",
-                            tok_s=f"{sum(tokens for _, tokens in recent) / max(recent_seconds, 1e-9):,.0f}",
-                            eta=_format_eta(eta), refresh=False)
-
-            if (checkpoint_dir is not None and config.checkpoint_every and step % config.checkpoint_every == 0
-                    and rank == 0):
-                write_checkpoint(checkpoint_dir, step, checkpoint_state())
-            if over_time and stop_reason != "early_stop" and step < config.max_steps:
-                stop_reason = "max_seconds"
+                eta = min(eta, config.max_seconds - (time.perf_counter() - book.started))
+            tokens_per_second = sum(tokens for _, tokens in recent) / max(recent_seconds, 1e-9)
+            if book.end_step(checkpoint_state, over_time, loss=f"{step_loss:.4f}", tok_s=f"{tokens_per_second:,.0f}",
+                             eta=_format_eta(eta)):
                 break
-    finally:
-        bar.close()
-    written = config.checkpoint_every and step % config.checkpoint_every == 0
-    if checkpoint_dir is not None and rank == 0 and step > start_step and not written:
-        write_checkpoint(checkpoint_dir, step, checkpoint_state())  # the end state: a rerun resumes here
     if distributed:
         torch.distributed.barrier()
 
-    if validate is not None and best_state is not None:
-        model.load_state_dict(best_state)
-    seconds = elapsed_before + time.perf_counter() - started
-    history = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
-    history["step"] = history["step"].astype(int)
-    if rank == 0:
-        log.info("%s: %d steps, stop: %s, %.1f s%s", description, step, stop_reason, seconds,
-                 f", best validation loss {best_loss:.4f} at step {best_step}" if best_step else "")
-    return TrainingResult(history=history, best_step=best_step, stopped_early=stop_reason == "early_stop",
-                          stop_reason=stop_reason, seconds=seconds)
+    history = book.finish(model.load_state_dict if validate is not None else None, "loss")
+    return TrainingResult(history=history, best_step=book.best_step, stopped_early=book.stop_reason == "early_stop",
+                          stop_reason=book.stop_reason, seconds=book.seconds())

@@ -111,14 +111,10 @@ def pretrain(texts: Sequence[str], config: PretrainingConfig, tokenizer: Any = N
         folder = Path(config.training.checkpoint_dir) / checkpoint_fingerprint(texts, config, tokenizer)
         config = dataclasses.replace(
             config, training=dataclasses.replace(config.training, checkpoint_dir=str(folder)))
-    dist = config.distributed
-    if dist.world_size == 1:
+    if config.distributed.world_size == 1:
         return _train(texts, config, tokenizer, progress)
-    payload = run_distributed(
-        _distributed_worker, (texts, config, tokenizer), nproc_per_node=dist.nproc_per_node, nnodes=dist.nnodes,
-        node_rank=dist.node_rank, rdzv_endpoint=dist.rdzv_endpoint, rdzv_backend=dist.rdzv_backend,
-        backend=dist.backend, max_restarts=dist.max_restarts,
-    )
+    payload = run_distributed(_distributed_worker, (texts, config, tokenizer), config.distributed,
+                              where="pretraining.distributed")
     if payload is None:  # another host holds rank 0
         raise RuntimeError(
             "pretraining: this host does not hold global rank 0, so it has no result to save; "

@@ -6,8 +6,11 @@ to the functions, so adding a corpus in a known format is configuration only.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
+from fastadapt.config import Checks, Settings
 from fastadapt.readers.conll import read_conll
 from fastadapt.readers.dialogue import read_dialogue_jsonl, read_sgd
 from fastadapt.readers.dialogue_intents import read_dialogue_intents
@@ -33,6 +36,23 @@ READERS: dict[str, Reader] = {
     "dialogue_jsonl": read_dialogue_jsonl,
     "dialogue_intents": read_dialogue_intents,
 }
+
+
+@dataclass(frozen=True)
+class SourceSpec(Settings):
+    """One source of a multi-source table (`stream.sources.<name>`, `dialogue_logs.sources.<name>`):
+    its raw folder (`raw.<raw>` in the catalog), its reader and the reader's options."""
+
+    raw: str | None = None
+    reader: str | None = None
+    reader_options: Mapping[str, Any] | None = field(default_factory=dict)  # YAML `reader_options:`: none
+
+    def validate(self, where: str) -> None:
+        check = Checks(self, where)
+        check.text("raw")
+        check.choice("reader", sorted(READERS))
+        if self.reader_options is not None and not isinstance(self.reader_options, Mapping):
+            check.fail("reader_options", "allowed: a mapping of the reader's options")
 
 
 def read_raw(reader: str, files: Mapping[str, bytes], options: Mapping, corpus: str) -> ReadResult:

@@ -13,18 +13,16 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from fastadapt.readers.quarantine import RawInputError, ReadResult
 from fastadapt.readers.records import (
     QuarantineLog,
     choice_option,
-    decode_file,
     encoding_option,
-    is_undecodable,
     mapping_option,
+    read_text,
     resolve_options,
-    rows_frame,
     string_list_option,
 )
-from fastadapt.readers.quarantine import RawInputError, ReadResult, require_file
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +176,7 @@ def read_conll(files: Mapping[str, bytes], options: Mapping, corpus: str) -> Rea
     candidates: list[tuple[Sentence, list[str], list[str]]] = []
     n_in = 0
     for origin, name in splits.items():
-        text = decode_file(require_file(files, name, corpus, opts["source_hint"]), encoding)
+        text = read_text(files, name, corpus, opts["source_hint"], encoding)
         sentences = _split_sentences(text, origin, name)
         n_in += len(sentences)
         widths = Counter(len(columns) for sentence in sentences for _, columns, _ in sentence.lines)
@@ -188,9 +186,9 @@ def read_conll(files: Mapping[str, bytes], options: Mapping, corpus: str) -> Rea
         token_column = _column_index(opts["token_column"], "token_column", usual_width, name, corpus)
         tag_column = _column_index(opts["tag_column"], "tag_column", usual_width, name, corpus)
         for sentence in sentences:
-            if is_undecodable(sentence.raw):
-                quarantine.add(name, sentence.line, "undecodable_bytes", sentence.raw)
-            elif any(len(columns) != usual_width for _, columns, _ in sentence.lines):
+            if quarantine.undecodable(name, sentence.line, sentence.raw):
+                continue
+            if any(len(columns) != usual_width for _, columns, _ in sentence.lines):
                 quarantine.add(name, sentence.line, "wrong_column_count", sentence.raw)
             else:
                 tokens = [columns[token_column] for _, columns, _ in sentence.lines]
@@ -222,4 +220,4 @@ def read_conll(files: Mapping[str, bytes], options: Mapping, corpus: str) -> Rea
             "tags": iob1_to_iob2(tags) if scheme == "iob1" else tags,
             "origin": sentence.origin, "file": sentence.file, "line": sentence.line,
         })
-    return ReadResult(rows=rows_frame(rows, CONLL_DTYPES), quarantine=quarantine.frame(), n_in=n_in).check(corpus)
+    return quarantine.result(rows, CONLL_DTYPES, n_in)

@@ -9,32 +9,31 @@ counted where they are quarantined, in the dialogue ingestion (`dialogue_turns`)
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
-
-from fastadapt.readers.dialogue import first_utterance_intents, read_dialogue_jsonl, read_sgd, user_turn_intents
-from fastadapt.readers.quarantine import RawInputError, ReadResult, quarantine_frame
+from fastadapt.readers.dialogue import (
+    first_utterance_intents,
+    read_dialogue_jsonl,
+    read_sgd,
+    user_turn_intents,
+)
+from fastadapt.readers.quarantine import ReadResult, quarantine_frame
+from fastadapt.readers.records import choice_option, resolve_options
 
 TURN_READERS = {"sgd": read_sgd, "dialogue_jsonl": read_dialogue_jsonl}
 UNITS = ("first_utterance", "user_turns")
-OPTIONS = {"format", "unit", "format_options", "source_hint"}
+DEFAULTS = {"format": "sgd", "unit": "first_utterance", "format_options": {}}
 
 
 def read_dialogue_intents(files: Mapping[str, bytes], options: Mapping, corpus: str) -> ReadResult:
     """Options: `format` (sgd | dialogue_jsonl), `unit` (first_utterance | user_turns),
     `format_options` (passed to the turn reader), `source_hint`."""
-    unknown = sorted(set(options) - OPTIONS)
-    if unknown:
-        raise RawInputError(f"{corpus}: unknown reader option(s) {unknown}; allowed: {sorted(OPTIONS)}")
-    log_format = options.get("format", "sgd")
-    if log_format not in TURN_READERS:
-        raise RawInputError(f"{corpus}: reader_options.format is '{log_format}'; allowed: {sorted(TURN_READERS)}")
-    unit = options.get("unit", "first_utterance")
-    if unit not in UNITS:
-        raise RawInputError(f"{corpus}: reader_options.unit is '{unit}'; allowed: {list(UNITS)}")
-    turn_options = dict(options.get("format_options") or {})
-    if options.get("source_hint"):
-        turn_options.setdefault("source_hint", options["source_hint"])
+    opts = resolve_options(options, DEFAULTS, corpus)
+    log_format = choice_option(opts["format"], "format", sorted(TURN_READERS), corpus)
+    unit = choice_option(opts["unit"], "unit", list(UNITS), corpus)
+    turn_options = dict(opts["format_options"] or {})
+    if opts["source_hint"]:
+        turn_options.setdefault("source_hint", opts["source_hint"])
     turns = TURN_READERS[log_format](files, turn_options, corpus).check(corpus).rows
 
     if unit == "first_utterance":

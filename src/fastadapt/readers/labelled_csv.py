@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from fastadapt.readers.quarantine import ReadResult, RawInputError, require_file
+from fastadapt.readers.quarantine import RawInputError, ReadResult, require_file
 from fastadapt.readers.records import (
     QuarantineLog,
-    decode_file,
     encoding_option,
     mapping_option,
     read_csv_table,
+    read_text,
     resolve_options,
-    rows_frame,
     string_list_option,
 )
 
@@ -78,7 +77,7 @@ def read_labelled_csv(files: Mapping[str, bytes], options: Mapping, corpus: str)
     rows: list[dict] = []
     n_in = 0
     for origin, name in splits.items():
-        text = decode_file(require_file(files, name, corpus, opts["source_hint"]), encoding)
+        text = read_text(files, name, corpus, opts["source_hint"], encoding)
         for record, values in read_csv_table(text, name, [text_column, label_column], corpus, quarantine):
             n_in += 1
             if values is None:
@@ -95,5 +94,4 @@ def read_labelled_csv(files: Mapping[str, bytes], options: Mapping, corpus: str)
                 quarantine.add(name, record.line, "unknown_label", record.raw)
             else:
                 rows.append({"text": sentence, "label": label, "origin": origin, "file": name, "line": record.line})
-    frame = rows_frame(rows, TEXT_ROW_DTYPES)
-    return ReadResult(rows=frame, quarantine=quarantine.frame(), n_in=n_in).check(corpus)
+    return quarantine.result(rows, TEXT_ROW_DTYPES, n_in)

@@ -9,17 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from fastadapt.readers.records import (
-    QuarantineLog,
-    decode_file,
-    encoding_option,
-    is_undecodable,
-    mapping_option,
-    resolve_options,
-    rows_frame,
-    string_list_option,
-)
-from fastadapt.readers.quarantine import RawInputError, ReadResult, require_file
+from fastadapt.readers import records
+from fastadapt.readers.quarantine import RawInputError, ReadResult
 
 BASE_AGREEMENT = 50
 PHRASEBANK_DEFAULTS = {
@@ -54,7 +45,8 @@ def _agreement_levels(value: object, corpus: str) -> dict[int, str]:
     if value == {}:
         return {}
     levels = {}
-    for key, file_name in mapping_option(value, "agreement_files", corpus, "{66: Sentences_66Agree.txt}").items():
+    agreement_files = records.mapping_option(value, "agreement_files", corpus, "{66: Sentences_66Agree.txt}")
+    for key, file_name in agreement_files.items():
         if not key.isdigit() or not BASE_AGREEMENT < int(key) <= 100:
             raise RawInputError(
                 f"{corpus}: option 'agreement_files' has level {key!r}; levels are integers in 51..100"
@@ -70,27 +62,27 @@ def read_phrasebank(files: Mapping[str, bytes], options: Mapping, corpus: str) -
     origin is always "train": the corpus has no official test set. agreement is the highest
     level whose file holds the same sentence with the same label, else 50.
     """
-    opts = resolve_options(options, PHRASEBANK_DEFAULTS, corpus)
+    opts = records.resolve_options(options, PHRASEBANK_DEFAULTS, corpus)
     main_file = str(opts["main_file"])
-    encoding = encoding_option(opts["encoding"], corpus)
-    labels = set(string_list_option(opts["labels"], "labels", corpus))
+    encoding = records.encoding_option(opts["encoding"], corpus)
+    labels = set(records.string_list_option(opts["labels"], "labels", corpus))
     levels = _agreement_levels(opts["agreement_files"], corpus)
 
     confirmed: dict[int, set[tuple[str, str]]] = {}
     for level, file_name in levels.items():
-        text = decode_file(require_file(files, file_name, corpus, opts["source_hint"]), encoding)
+        text = records.read_text(files, file_name, corpus, opts["source_hint"], encoding)
         confirmed[level] = {pair for _, line in _lines(text) if (pair := _split_record(line))}
 
-    quarantine = QuarantineLog(corpus, encoding)
+    quarantine = records.QuarantineLog(corpus, encoding)
     rows: list[dict] = []
     n_in = 0
-    text = decode_file(require_file(files, main_file, corpus, opts["source_hint"]), encoding)
+    text = records.read_text(files, main_file, corpus, opts["source_hint"], encoding)
     for number, line in _lines(text):
         n_in += 1
         record = _split_record(line)
-        if is_undecodable(line):
-            quarantine.add(main_file, number, "undecodable_bytes", line)
-        elif record is None:
+        if quarantine.undecodable(main_file, number, line):
+            continue
+        if record is None:
             quarantine.add(main_file, number, "wrong_column_count", line)
         elif not record[0]:
             quarantine.add(main_file, number, "empty_text", line)
@@ -102,5 +94,4 @@ def read_phrasebank(files: Mapping[str, bytes], options: Mapping, corpus: str) -
                 "text": record[0], "label": record[1], "origin": "train",
                 "file": main_file, "line": number, "agreement": agreement,
             })
-    frame = rows_frame(rows, PHRASEBANK_DTYPES)
-    return ReadResult(rows=frame, quarantine=quarantine.frame(), n_in=n_in).check(corpus)
+    return quarantine.result(rows, PHRASEBANK_DTYPES, n_in)

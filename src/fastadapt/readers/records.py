@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from fastadapt.readers.quarantine import RawInputError, quarantine_frame
+from fastadapt.readers.quarantine import (
+    RawInputError,
+    ReadResult,
+    quarantine_frame,
+    require_file,
+)
 
 RAW_PREVIEW_CHARS = 500
 _UNDECODABLE = re.compile("[\udc80-\udcff]")
@@ -77,6 +82,11 @@ def decode_file(data: bytes, encoding: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+def read_text(files: Mapping[str, bytes], name: str, corpus: str, hint: str, encoding: str) -> str:
+    """File `name` of the corpus, decoded (`decode_file`); a missing file names the corpus and `hint`."""
+    return decode_file(require_file(files, name, corpus, hint), encoding)
+
+
 def is_undecodable(text: str) -> bool:
     """Whether the text holds bytes that the file's encoding could not decode."""
     return _UNDECODABLE.search(text) is not None
@@ -100,8 +110,19 @@ class QuarantineLog:
             "raw": printable.decode(self.encoding, "backslashreplace")[:RAW_PREVIEW_CHARS],
         })
 
+    def undecodable(self, file: str, line: int, raw: str) -> bool:
+        """Quarantine the record as `undecodable_bytes` if the encoding could not decode it; whether it did."""
+        if is_undecodable(raw):
+            self.add(file, line, "undecodable_bytes", raw)
+            return True
+        return False
+
     def frame(self) -> pd.DataFrame:
         return quarantine_frame(self.records)
+
+    def result(self, rows: list[dict], dtypes: Mapping[str, str], n_in: int) -> ReadResult:
+        """The reader's result: the kept rows typed as `dtypes`, this quarantine, accounting checked."""
+        return ReadResult(rows=rows_frame(rows, dtypes), quarantine=self.frame(), n_in=n_in).check(self.corpus)
 
 
 @dataclass
@@ -169,8 +190,8 @@ def read_csv_table(
         )
     for record in records:
         values = None
-        if is_undecodable(record.raw):
-            quarantine.add(file, record.line, "undecodable_bytes", record.raw)
+        if quarantine.undecodable(file, record.line, record.raw):
+            pass
         elif record.fields is None:
             quarantine.add(file, record.line, "malformed_csv", record.raw)
         elif len(record.fields) != len(header):

@@ -12,15 +12,14 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from fastadapt.readers.quarantine import ReadResult
 from fastadapt.readers.records import (
     QuarantineLog,
-    decode_file,
     mapping_option,
     read_csv_table,
+    read_text,
     resolve_options,
-    rows_frame,
 )
-from fastadapt.readers.quarantine import ReadResult, require_file
 
 ENCODING = "utf-8"
 UNSPLIT_ORIGIN = "unlabelled"
@@ -114,7 +113,7 @@ def _read_stream(
     rows: list[dict] = []
     n_in = 0
     for origin, name in splits.items():
-        text = decode_file(require_file(files, name, corpus, source_hint), ENCODING)
+        text = read_text(files, name, corpus, source_hint, ENCODING)
         for record, values in read_csv_table(text, name, required_columns, corpus, quarantine):
             n_in += 1
             if values is None:
@@ -124,8 +123,7 @@ def _read_stream(
                 quarantine.add(name, record.line, reason, record.raw)
             else:
                 rows.append({**row, "origin": origin, "file": name, "line": record.line})
-    frame = rows_frame(rows, {**STREAM_DTYPES, **extra_dtypes})
-    return ReadResult(rows=frame, quarantine=quarantine.frame(), n_in=n_in).check(corpus)
+    return quarantine.result(rows, {**STREAM_DTYPES, **extra_dtypes}, n_in)
 
 
 def _headline_row(source: str, headline: str, published_at: datetime | None) -> tuple[dict, str | None]:
@@ -138,19 +136,25 @@ def _headline_row(source: str, headline: str, published_at: datetime | None) -> 
     return row, None
 
 
+def _read_headlines(files: Mapping[str, bytes], options: Mapping, corpus: str, source: str, default_file: str,
+                    columns: list[str]) -> ReadResult:
+    """One headline file of `source` with columns Headlines and Time (`columns`: the file's order)."""
+    opts = resolve_options(options, {"file": default_file}, corpus)
+
+    def build_row(values: dict[str, str]) -> tuple[dict, str | None]:
+        return _headline_row(source, collapse_whitespace(values["Headlines"]), parse_loose_datetime(values["Time"]))
+
+    return _read_stream(files, {UNSPLIT_ORIGIN: str(opts["file"])}, columns, build_row, {}, corpus,
+                        opts["source_hint"])
+
+
 def read_cnbc_headlines(files: Mapping[str, bytes], options: Mapping, corpus: str) -> ReadResult:
     """CNBC headlines (columns Headlines, Time; Description unused). Options: file, source_hint.
 
     Times like ' 7:51  PM ET Fri, 17 July 2020' are kept in US Eastern time; blank `,,` rows are
     quarantined as empty_text.
     """
-    opts = resolve_options(options, {"file": "cnbc_headlines.csv"}, corpus)
-
-    def build_row(values: dict[str, str]) -> tuple[dict, str | None]:
-        return _headline_row("cnbc", collapse_whitespace(values["Headlines"]), parse_loose_datetime(values["Time"]))
-
-    return _read_stream(files, {UNSPLIT_ORIGIN: str(opts["file"])}, ["Headlines", "Time"], build_row, {},
-                        corpus, opts["source_hint"])
+    return _read_headlines(files, options, corpus, "cnbc", "cnbc_headlines.csv", ["Headlines", "Time"])
 
 
 def read_guardian_headlines(files: Mapping[str, bytes], options: Mapping, corpus: str) -> ReadResult:
@@ -159,13 +163,7 @@ def read_guardian_headlines(files: Mapping[str, bytes], options: Mapping, corpus
     Dates like '18-Jul-20' become midnight; month-only values ('Jul-18') are quarantined as
     unparseable_date rather than guessed.
     """
-    opts = resolve_options(options, {"file": "guardian_headlines.csv"}, corpus)
-
-    def build_row(values: dict[str, str]) -> tuple[dict, str | None]:
-        return _headline_row("guardian", collapse_whitespace(values["Headlines"]), parse_loose_datetime(values["Time"]))
-
-    return _read_stream(files, {UNSPLIT_ORIGIN: str(opts["file"])}, ["Time", "Headlines"], build_row, {},
-                        corpus, opts["source_hint"])
+    return _read_headlines(files, options, corpus, "guardian", "guardian_headlines.csv", ["Time", "Headlines"])
 
 
 def read_stockemotions(files: Mapping[str, bytes], options: Mapping, corpus: str) -> ReadResult:

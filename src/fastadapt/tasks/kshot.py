@@ -8,17 +8,36 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from fastadapt.config import Checks, Settings
 from fastadapt.errors import UserInputError
-
 from fastadapt.tasks._tables import require_columns
 
 
 class KShotError(UserInputError):
     """The train split cannot give k examples of a class (or k mentions of an entity type)."""
+
+
+@dataclass(frozen=True)
+class KShotSettings(Settings):
+    """The `kshot:` block: examples per class (`ks`), mentions per entity type (`ner_ks`), and the
+    seeds of the draws; every (k, seed) is one training set."""
+
+    ks: Sequence[int] = (1, 5, 10, 20)
+    seeds: Sequence[int] = (0, 1, 2, 3, 4)
+    ner_ks: Sequence[int] = (1, 5, 10)
+
+    def validate(self, where: str = "kshot") -> None:
+        check = Checks(self, where)
+        for key, minimum in (("ks", 1), ("ner_ks", 1), ("seeds", 0)):
+            values = getattr(self, key)
+            if (not isinstance(values, (list, tuple)) or not values
+                    or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values)):
+                check.fail(key, f"allowed: a non-empty list of integers >= {minimum}")
 
 
 def draw_kshot(

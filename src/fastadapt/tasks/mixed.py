@@ -11,69 +11,76 @@ check (PROTOCOL.md section 6).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pandas as pd
 
-from fastadapt.config import ConfigError
+from fastadapt.config import Checks, ConfigError, Settings, check_keys
 
 MIXED_COLUMNS = ["text", "label", "source"]
-_KEYS = {"table", "label_map", "splits", "source", "text_column", "date_column", "date_from", "date_until"}
 
 
 @dataclass(frozen=True)
-class MixedSource:
+class MixedSource(Settings):
     """One source of a mixed training set: which rows of which table, and how its labels map.
 
-    table: the key of the table in `mixed_rows`'s `tables` (a domain's splits, the news stream).
+    name: the source's key in its parameter block (the last part of `where`); it labels its rows.
+    table: the key of the table in `mixed_rows`'s `tables` (a domain's splits, the news stream);
+      default: the name.
     splits: keep rows whose `split` column is one of these (tables without the column: all rows).
     source: keep rows whose `source` column equals this (the news stream mixes sources).
     date_from / date_until: keep rows with `date_column` in [date_from, date_until).
     """
 
     name: str
-    table: str
-    label_map: Mapping[str, str]
+    where: str
+    label_map: Mapping[str, str] = field(default_factory=dict)
+    table: str | None = None
     splits: tuple[str, ...] = ("train",)
     source: str | None = None
     text_column: str = "text"
     date_column: str = "published_at"
     date_from: str | None = None
     date_until: str | None = None
-    _where: str = field(default="", repr=False)
 
     @classmethod
-    def from_params(cls, name: str, params: Mapping[str, Any], where: str) -> MixedSource:
-        if not isinstance(params, Mapping):
-            raise ConfigError(f"{where} must be a mapping of settings; got {params!r}")
-        unknown = sorted(set(params) - _KEYS)
-        if unknown:
-            raise ConfigError(f"{where}: unknown setting(s) {unknown}; allowed: {sorted(_KEYS)}")
-        label_map = params.get("label_map")
-        if not isinstance(label_map, Mapping) or not label_map:
+    def from_params(cls, params: Mapping[str, Any] | None, where: str) -> MixedSource:
+        """The source `<block>.<name>` = `where`; `name` and `where` come from the key, not the YAML."""
+        settings = [f.name for f in fields(cls) if f.name not in ("name", "where")]
+        values = check_keys(params, settings, where)
+        name = where.rsplit(".", 1)[-1]
+        if isinstance(values.get("label_map"), Mapping):
+            values["label_map"] = {str(k): str(v) for k, v in values["label_map"].items()}
+        if isinstance(values.get("splits"), (list, tuple)):
+            values["splits"] = tuple(map(str, values["splits"]))
+        for key in ("date_from", "date_until"):  # YAML reads 2020-09-01 as a date
+            if values.get(key) is not None:
+                values[key] = str(values[key])
+        source = cls(name=name, where=where, **{"table": name, **values})
+        source.validate(where)
+        return source
+
+    def validate(self, where: str) -> None:
+        check = Checks(self, where)
+        if not isinstance(self.label_map, Mapping) or not self.label_map:
             raise ConfigError(f"{where}.label_map must map each of the source's labels onto the model's labels, "
                               f"e.g. {{Bearish: negative, Bullish: positive, Neutral: neutral}}")
         for key in ("date_from", "date_until"):
-            if params.get(key) is not None:
+            if getattr(self, key) is not None:
                 try:
-                    pd.Timestamp(str(params[key]))
+                    pd.Timestamp(getattr(self, key))
                 except ValueError:
-                    raise ConfigError(f"{where}.{key} must be a date (YYYY-MM-DD); got {params[key]!r}") from None
-        splits = params.get("splits", ["train"])
-        if isinstance(splits, str) or not splits:
-            raise ConfigError(f"{where}.splits must be a non-empty list, e.g. [train]; got {splits!r}")
-        return cls(name=name, table=str(params.get("table", name)),
-                   label_map={str(k): str(v) for k, v in label_map.items()}, splits=tuple(map(str, splits)),
-                   source=params.get("source"), text_column=str(params.get("text_column", "text")),
-                   date_column=str(params.get("date_column", "published_at")),
-                   date_from=None if params.get("date_from") is None else str(params["date_from"]),
-                   date_until=None if params.get("date_until") is None else str(params["date_until"]),
-                   _where=where)
+                    check.fail(key, "allowed: a date (YYYY-MM-DD) or null")
+        if not isinstance(self.splits, tuple) or not self.splits:
+            check.fail("splits", "allowed: a non-empty list, e.g. [train]")
+        for key in ("table", "text_column", "date_column"):
+            check.text(key)
+        check.text("source", optional=True)
 
     def select(self, table: pd.DataFrame) -> pd.DataFrame:
         """This source's rows of `table` as (text, label, source), labels mapped."""
-        where = self._where or self.name
+        where = self.where
         rows = table
         if "split" in rows.columns:
             rows = rows[rows["split"].isin(self.splits)]
@@ -101,7 +108,7 @@ def parse_sources(params: Mapping[str, Any], where: str) -> list[MixedSource]:
     """`MixedSource`s from a `{name: settings}` parameter block."""
     if not isinstance(params, Mapping) or not params:
         raise ConfigError(f"{where} must map source names to their settings (table, label_map, ...)")
-    return [MixedSource.from_params(str(name), spec, f"{where}.{name}") for name, spec in params.items()]
+    return [MixedSource.from_params(spec, f"{where}.{name}") for name, spec in params.items()]
 
 
 def mixed_rows(tables: Mapping[str, pd.DataFrame], sources: Sequence[MixedSource]) -> pd.DataFrame:
@@ -109,7 +116,7 @@ def mixed_rows(tables: Mapping[str, pd.DataFrame], sources: Sequence[MixedSource
     parts = []
     for source in sources:
         if source.table not in tables:
-            raise ConfigError(f"{source._where or source.name}.table is '{source.table}'; "
+            raise ConfigError(f"{source.where}.table is '{source.table}'; "
                               f"available: {sorted(tables)}")
         parts.append(source.select(tables[source.table]))
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=MIXED_COLUMNS)

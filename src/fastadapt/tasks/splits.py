@@ -7,13 +7,13 @@ the same splits; made splits are stratified so that rare labels reach every spli
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from fastadapt.config import Checks, ConfigError, Settings
 from fastadapt.tasks._tables import require_columns
 
 SPLITS = ("train", "validation", "test")
@@ -26,8 +26,8 @@ _DEFAULT_ORIGIN_MAPS = {
 
 
 @dataclass(frozen=True)
-class SplitSpec:
-    """How a domain's rows become splits; checked on construction so a bad config fails early.
+class SplitSpec(Settings):
+    """How a domain's rows become splits; `from_params` checks it, so a bad config fails early.
 
     - `made`: pool all rows; take a stratified `test_size` for test, then a stratified
       `validation_size` *of the rest* for validation (Financial PhraseBank: 0.2, then 0.125 = 1/8,
@@ -39,60 +39,30 @@ class SplitSpec:
       train / validation / test).
     """
 
-    method: str
+    method: str | None = None  # required: one of METHODS
     test_size: float = 0.2
     validation_size: float = 0.1
     seed: int = 42
     origin_map: Mapping[str, str] | None = field(default=None)
 
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(
-                f"SplitSpec.method must be one of {list(METHODS)}, got {self.method!r}"
-            )
-        for name in ("test_size", "validation_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-                raise ValueError(
-                    f"SplitSpec.{name} must be a fraction strictly between 0 and 1, got {value!r}"
-                )
-        if (
-            isinstance(self.seed, bool)
-            or not isinstance(self.seed, (int, np.integer))
-            or self.seed < 0
-        ):
-            raise ValueError(f"SplitSpec.seed must be a non-negative integer, got {self.seed!r}")
-        if self.origin_map is not None:
-            self._check_origin_map(self.origin_map)
-
-    def _check_origin_map(self, origin_map: Mapping[str, str]) -> None:
+    def validate(self, where: str = "split") -> None:
+        check = Checks(self, where)
+        check.choice("method", METHODS)
+        check.number("test_size", 0, 1, strict_low=True)
+        check.number("validation_size", 0, 1, strict_low=True)
+        check.integer("seed", 0)
+        if self.origin_map is None:
+            return
         if self.method == "made":
-            raise ValueError(
-                "SplitSpec.origin_map is not used by method 'made' (it pools all rows); "
-                f"it is allowed with {list(_ALLOWED_SPLITS_BY_METHOD)}"
-            )
-        if not isinstance(origin_map, Mapping):
-            raise ValueError(
-                f"SplitSpec.origin_map must map origin -> split, got {type(origin_map).__name__}"
-            )
+            check.fail("origin_map", f"not used by method 'made' (it pools all rows); it is allowed with "
+                                     f"{list(_ALLOWED_SPLITS_BY_METHOD)}")
+        if not isinstance(self.origin_map, Mapping):
+            check.fail("origin_map", "allowed: a mapping of origin -> split")
         allowed = _ALLOWED_SPLITS_BY_METHOD[self.method]
-        wrong = {origin: split for origin, split in origin_map.items() if split not in allowed}
+        wrong = {origin: split for origin, split in self.origin_map.items() if split not in allowed}
         if wrong:
-            raise ValueError(
-                f"SplitSpec.origin_map values for method {self.method!r} must be in "
-                f"{list(allowed)}, got {wrong}"
-            )
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> SplitSpec:
-        """Build from a params dict (such as a Kedro parameters entry), refusing unknown keys."""
-        allowed = [spec_field.name for spec_field in fields(cls)]
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ValueError(f"SplitSpec params: unknown key(s) {unknown}; allowed: {allowed}")
-        if "method" not in params:
-            raise ValueError(f"SplitSpec params: 'method' is required, one of {list(METHODS)}")
-        return cls(**params)
+            raise ConfigError(f"{where}.origin_map maps {wrong}; with method {self.method!r} the splits "
+                              f"must be in {list(allowed)}")
 
     def resolved_origin_map(self) -> dict[str, str]:
         """The origin map in force: the given one, or the method's default."""

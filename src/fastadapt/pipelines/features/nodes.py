@@ -9,17 +9,19 @@ import pandas as pd
 
 from fastadapt.config import DomainConfig
 from fastadapt.tasks.episodes import class_split_episodes, parse_class_list
-from fastadapt.tasks.kshot import kshot_sets, ner_kshot_sets, unseen_class_kshot_sets
+from fastadapt.tasks.kshot import KShotSettings, kshot_sets, ner_kshot_sets, unseen_class_kshot_sets
 from fastadapt.tasks.pool import unlabelled_pool
 from fastadapt.tasks.splits import SplitSpec, assign_splits
 
 log = logging.getLogger(__name__)
 
 
-def split_domain(rows: pd.DataFrame, domain_params: Mapping[str, Any], seed: int, domain: str) -> pd.DataFrame:
-    """Train / validation / test as PROTOCOL.md section 1 defines them for this domain."""
-    config = DomainConfig.from_params(domain, domain_params)
-    spec = SplitSpec.from_params({"seed": seed, **config.split})
+def split_domain(rows: pd.DataFrame, domain_params: Mapping[str, Any], seed: int, domain: str,
+                 block: str = "domains") -> pd.DataFrame:
+    """Train / validation / test as PROTOCOL.md section 1 defines them for this domain (or, with
+    `block="meta_sources"`, this meta-training source)."""
+    config = DomainConfig.from_params(domain, domain_params, block=block)
+    spec = SplitSpec.from_params({"seed": seed, **config.split}, where=f"{block}.{domain}.split")
     label_column = "label" if config.kind == "text_classification" else None
     splits = assign_splits(rows, spec, label_column=label_column) if label_column else assign_splits(
         rows, spec
@@ -33,10 +35,11 @@ def draw_kshot_sets(
 ) -> pd.DataFrame:
     """k-shot training sets from the train split (PROTOCOL.md sections 2 and 4)."""
     config = DomainConfig.from_params(domain, domain_params)
+    settings = KShotSettings.from_params(kshot_params, where="kshot")
     train = splits[splits["split"] == "train"]
     if config.kind == "ner":
-        return ner_kshot_sets(train, kshot_params["ner_ks"], kshot_params["seeds"])
-    return kshot_sets(train, kshot_params["ks"], kshot_params["seeds"])
+        return ner_kshot_sets(train, settings.ner_ks, settings.seeds)
+    return kshot_sets(train, settings.ks, settings.seeds)
 
 
 def draw_class_split_episodes(
@@ -113,6 +116,7 @@ def draw_unseen_kshot_sets(
 ) -> pd.DataFrame:
     """k-shot sets on test classes never seen in training (PROTOCOL.md section 5)."""
     config = DomainConfig.from_params(domain, domain_params)
+    seeds = KShotSettings.from_params(kshot_params, where="kshot").seeds
     return unseen_class_kshot_sets(
-        splits, config.unseen_classes["ks"], kshot_params["seeds"], config.unseen_classes["group_column"]
+        splits, config.unseen_classes["ks"], seeds, config.unseen_classes["group_column"]
     )

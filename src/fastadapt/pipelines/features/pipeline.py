@@ -19,7 +19,7 @@ from fastadapt.pipelines.wiring import bind
 def meta_source_features(name: str) -> Pipeline:
     """A meta-training source's splits (no k-shot sets: nothing is adapted to it)."""
     return Pipeline(
-        [Node(bind(split_domain, domain=name), inputs=["rows", "params:domain", "params:seed"], outputs="splits",
+        [Node(bind(split_domain, domain=name, block="meta_sources"), inputs=["rows", "params:domain", "params:seed"], outputs="splits",
               name="split_rows_node")],
         tags=["cpu", "features"],
         namespace=name,

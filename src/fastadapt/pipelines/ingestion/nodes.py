@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from fastadapt.config import DomainConfig
-from fastadapt.readers import read_raw
+from fastadapt.readers import SourceSpec, read_raw
 from fastadapt.readers.quarantine import AccountingError, ReadResult, concat_results, quarantine_frame
 from fastadapt.tasks.cleaning import deduplicate, ner_key_and_label, overlap_with_training
 
@@ -54,9 +54,11 @@ def clean_domain(
     return kept, quarantine, accounting
 
 
-def read_source(raw_files: Mapping[str, bytes], source_params: Mapping[str, Any], source: str) -> ReadResult:
+def read_source(raw_files: Mapping[str, bytes], source_params: Mapping[str, Any], source: str,
+                group: str) -> ReadResult:
     """Read one source of a multi-source table (the news stream, the dialogue logs)."""
-    return read_raw(source_params["reader"], raw_files, source_params.get("reader_options") or {}, source)
+    spec = SourceSpec.from_params(source_params, where=f"{group}.sources.{source}")
+    return read_raw(spec.reader, raw_files, spec.reader_options or {}, source)
 
 
 def combine_sources(

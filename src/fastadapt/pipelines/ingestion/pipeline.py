@@ -47,7 +47,7 @@ def multi_source_ingestion(group: str, sources: dict, outputs: list[str], sort_b
     names = sorted(sources)
     readers = [
         Node(
-            bind(read_source, source=name),
+            bind(read_source, source=name, group=group),
             inputs=[f"raw.{sources[name]['raw']}", f"params:{group}.sources.{name}"],
             outputs=f"{group}.part_{name}",
             name=f"read_{name}_node",
