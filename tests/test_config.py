@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import make_project
+from tests.conftest import make_project
 from fastadapt.config import (
     Checks,
     ConfigError,

@@ -28,7 +28,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, NoReturn, Self
+from typing import Any, ClassVar, NoReturn, Self
 
 from fastadapt.errors import UserInputError
 
@@ -119,11 +119,19 @@ class Checks:
 
 
 class Settings:
-    """Base of the project's settings dataclasses: `from_params` then `validate`."""
+    """Base of the project's settings dataclasses: `from_params` then `validate`.
+
+    A class whose block must be present names its parameter file in `REQUIRED_IN`; an empty or
+    missing block then stops with a line saying where the block belongs.
+    """
+
+    REQUIRED_IN: ClassVar[str | None] = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None, where: str) -> Self:
         """Validated settings from a parameter block; a wrong key or value raises `ConfigError`."""
+        if cls.REQUIRED_IN is not None and not params:
+            raise ConfigError(f"parameters have no `{where}:` block; see {cls.REQUIRED_IN}")
         values = check_keys(params, [f.name for f in fields(cls)], where)  # type: ignore[arg-type]
         settings = cls(**values)
         settings.validate(where)

@@ -15,7 +15,7 @@ from fastadapt.models.encoder import embed_texts
 from fastadapt.models.predictor import TextClassifier
 from fastadapt.tasks.kshot import KShotError
 
-from .conftest import TRAINING, config, labelled_texts
+from tests.adaptation.conftest import TRAINING, config, labelled_texts
 
 
 def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:

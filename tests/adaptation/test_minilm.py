@@ -6,7 +6,7 @@ import pytest
 
 from fastadapt.adaptation import AdaptationConfig, EncoderClassifier, fit_classifier
 
-from .conftest import TEXTS
+from tests.adaptation.conftest import TEXTS
 
 
 @pytest.fixture(scope="module")

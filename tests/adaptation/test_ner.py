@@ -23,7 +23,7 @@ from fastadapt.models.baselines import repair_iob2
 from fastadapt.models.predictor import SequenceTagger
 from fastadapt.tasks.kshot import KShotError
 
-from .conftest import SENTENCES, TRAINING, config
+from tests.adaptation.conftest import SENTENCES, TRAINING, config
 
 TAGS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 

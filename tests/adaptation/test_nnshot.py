@@ -16,7 +16,7 @@ from fastadapt.adaptation.transfer import HeldOutLeakError, check_no_leak, hold_
 from fastadapt.config import ConfigError
 from fastadapt.models.baselines import repair_iob2
 
-from .conftest import SENTENCES
+from tests.adaptation.conftest import SENTENCES
 
 TRAINING = {"max_steps": 30, "batch_size": 8, "lr": 0.01, "device": "cpu", "num_threads": 1, "log_every": 5}
 

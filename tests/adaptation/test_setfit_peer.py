@@ -15,7 +15,7 @@ import yaml
 
 from fastadapt.adapt import resolve_strategy
 
-from .conftest import TEXTS
+from tests.adaptation.conftest import TEXTS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 from slugify import slugify
 
 DAGS = {"monitoring": ("fastadapt_monitoring_dag.py", "@daily"),

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 from slugify import slugify
 
 DAGS = {"monitoring": "@daily", "retraining": "@weekly"}

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from kedro.io import DataCatalog, DatasetError
 
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 from fastadapt.datasets import RawFolderDataset
 
 HINT = "The corpora live in ../shared/data; `make data` links them."

@@ -18,8 +18,8 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
-from monitoring.test_serving import free_port, invoke
-from serving_checks import bounded_server, check_bad_requests, wait_until_serving
+from tests.monitoring.test_serving import free_port, invoke
+from tests.serving_checks import bounded_server, check_bad_requests, wait_until_serving
 
 from fastadapt.dialogue.serving import (
     AnswerSuggesterModel,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 from fastadapt.config import ConfigError
 from fastadapt.dialogue.settings import AnswerSuggestionSettings

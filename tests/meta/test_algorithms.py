@@ -19,7 +19,7 @@ from fastadapt.meta import (
 from fastadapt.models.predictor import TextClassifier
 from fastadapt.tasks.meta_episodes import LabelledEpisodeSource
 
-from .conftest import KEYWORDS, toy_rows
+from tests.meta.conftest import KEYWORDS, toy_rows
 
 SOURCE = LabelledEpisodeSource(toy_rows(), n_way=3, k_shot=3, n_query=4)
 EPISODES = [SOURCE.sample(np.random.default_rng([0, b])) for b in range(2)]

@@ -7,7 +7,7 @@ import pytest
 from fastadapt.meta import MetaLearner, ProtoNet, episode_summary, evaluate_episodes
 from fastadapt.tasks.episodes import class_split_episodes
 
-from .conftest import toy_rows
+from tests.meta.conftest import toy_rows
 
 ROWS = toy_rows()
 

@@ -6,7 +6,7 @@ import torch
 
 from fastadapt.meta import MetaLearner
 
-from .conftest import toy_rows
+from tests.meta.conftest import toy_rows
 
 TEXTS = toy_rows()["text"].tolist()[:12]
 

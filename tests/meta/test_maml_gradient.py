@@ -7,7 +7,7 @@ import torch
 from fastadapt.meta import FOMAML, MAML, MetaLearner
 from fastadapt.tasks.meta_episodes import LabelledEpisodeSource
 
-from .conftest import toy_rows
+from tests.meta.conftest import toy_rows
 
 
 def float64_setup(tiny_backbone, algorithm=MAML, **options):

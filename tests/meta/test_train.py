@@ -9,7 +9,7 @@ from fastadapt.meta import MetaConfig, build_algorithm, build_learner, meta_trai
 from fastadapt.meta.train import validation_episodes
 from fastadapt.tasks.meta_episodes import LabelledEpisodeSource
 
-from .conftest import toy_rows
+from tests.meta.conftest import toy_rows
 
 ROWS = toy_rows()
 TRAIN = LabelledEpisodeSource(ROWS, classes=["sport", "money", "weather", "food"], n_way=3, k_shot=2, n_query=3)

@@ -18,7 +18,7 @@ from fastadapt.models.backbones import (
     train_wordpiece_tokenizer,
 )
 
-from .conftest import CORPUS, TINY
+from tests.models.conftest import CORPUS, TINY
 
 
 def test_wordpiece_vocabulary_is_sorted_and_wraps_texts_in_cls_sep(wordpiece):

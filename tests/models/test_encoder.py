@@ -8,7 +8,7 @@ import torch
 
 from fastadapt.models.encoder import embed_texts, pool_hidden_states, resolve_device
 
-from .conftest import CORPUS
+from tests.models.conftest import CORPUS
 
 
 def test_resolve_device():

@@ -17,7 +17,7 @@ import pytest
 import skops.io as sio
 from kedro.io.core import DatasetError, Version
 
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 from fastadapt.datasets import ModelDirectoryDataset
 from fastadapt.models.baselines import CrfTagger, TfidfLogisticRegression
 from fastadapt.models.persistence import MANIFEST, UnsafeModelError, load_model, save_model

@@ -1,7 +1,7 @@
 """PROTOCOL.md section 6 on the real StockEmotions gold labels."""
 
 import pytest
-from conftest import real_corpus
+from tests.conftest import real_corpus
 
 from fastadapt.monitoring.check import shuffled_dates_control, surge_days_from_labels
 from fastadapt.monitoring.surge import SurgeConfig

@@ -19,8 +19,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
-from .test_report import MONITORING, scored
+from tests.conftest import REPO_ROOT
+from tests.monitoring.test_report import MONITORING, scored
 
 from fastadapt.monitoring.aggregate import daily_counts
 from fastadapt.pipelines.monitoring.nodes import assess_drift, check_on_labelled, detect_alerts, write_report

@@ -22,7 +22,7 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
-from serving_checks import bounded_server, check_bad_requests, wait_until_serving
+from tests.serving_checks import bounded_server, check_bad_requests, wait_until_serving
 
 from fastadapt.models.baselines import TfidfLogisticRegression
 from fastadapt.monitoring import registry

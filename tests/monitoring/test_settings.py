@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import yaml
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 from fastadapt.config import ConfigError
 from fastadapt.monitoring.settings import BLOCKS, MonitoringSettings

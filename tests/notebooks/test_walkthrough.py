@@ -8,7 +8,7 @@ import importlib.util
 import shutil
 
 import pytest
-from conftest import FIXTURES, REPO_ROOT
+from tests.conftest import FIXTURES, REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from seqeval.metrics import f1_score as seqeval_f1
 from seqeval.scheme import IOB2
-from conftest import FIXTURES, make_project
+from tests.conftest import FIXTURES, make_project
 
 from fastadapt.models.baselines import repair_iob2
 

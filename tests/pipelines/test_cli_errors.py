@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_tiny_project import tiny_project
+from tests.pipelines.test_tiny_project import tiny_project
 
 pytestmark = pytest.mark.slow
 

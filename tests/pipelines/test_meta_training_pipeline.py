@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import end_session_state, make_project
+from tests.conftest import end_session_state, make_project
 
 from fastadapt.config import ConfigError
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import REPO_ROOT, make_project
+from tests.conftest import REPO_ROOT, make_project
 
 from fastadapt.models import persistence
 from fastadapt.models.baselines import CrfTagger, TfidfLogisticRegression
@@ -231,7 +231,7 @@ def test_retraining_promotes_then_keeps_then_restores(project, monitored):
 
 def test_a_monitoring_mistake_is_one_line_through_the_kedro_cli(project, monitored):
     """A wrong value in conf/local stops `kedro run` with one line naming the parameter, no traceback."""
-    from test_cli_errors import kedro, one_error_line
+    from tests.pipelines.test_cli_errors import kedro, one_error_line
 
     local = project / "conf" / "local" / "parameters_monitoring.yml"
     assert not local.exists()

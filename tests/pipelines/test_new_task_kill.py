@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FIXTURES, end_session_state, make_project
+from tests.conftest import FIXTURES, end_session_state, make_project
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ import torch
 from seqeval.metrics import f1_score as seqeval_f1
 from seqeval.scheme import IOB2
 from sklearn.metrics import f1_score
-from conftest import FIXTURES, end_session_state, make_project
+from tests.conftest import FIXTURES, end_session_state, make_project
 
 from fastadapt.config import ConfigError
 from fastadapt.readers.quarantine import RawInputError

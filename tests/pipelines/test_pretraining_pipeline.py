@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import make_project
+from tests.conftest import make_project
 
 pytestmark = pytest.mark.slow
 

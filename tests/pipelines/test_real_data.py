@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT, make_project, real_corpus
+from tests.conftest import REPO_ROOT, make_project, real_corpus
 
 pytestmark = [pytest.mark.real_data, pytest.mark.slow]
 

@@ -18,7 +18,7 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 
-from conftest import REPO_ROOT, make_project
+from tests.conftest import REPO_ROOT, make_project
 from fastadapt.pipeline_registry import DEFAULT_EXTRA_NODES, DEFAULT_PIPELINES
 
 # README: `kedro run` is ingestion -> features -> baselines -> evaluation -> reporting.

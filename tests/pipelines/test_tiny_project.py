@@ -20,7 +20,7 @@ from seqeval.metrics import f1_score as seqeval_f1
 from seqeval.scheme import IOB2
 from sklearn.metrics import f1_score
 
-from conftest import FIXTURES, make_project
+from tests.conftest import FIXTURES, make_project
 
 from fastadapt.errors import UserInputError
 

@@ -10,7 +10,7 @@ import yaml
 from fastadapt.config import ConfigError
 from fastadapt.pretraining.config import PretrainingConfig
 
-from .conftest import tiny_params
+from tests.pretraining.conftest import tiny_params
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

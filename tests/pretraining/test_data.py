@@ -8,7 +8,7 @@ import torch
 from fastadapt.pretraining.config import PretrainingConfig
 from fastadapt.pretraining.data import PretrainingBatches, build_batches, split_validation, tokenise_texts
 
-from .conftest import tiny_params
+from tests.pretraining.conftest import tiny_params
 
 
 def test_batches_are_padded_only_to_their_own_longest_text(texts, tokenizer):

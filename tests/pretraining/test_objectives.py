@@ -10,7 +10,7 @@ from fastadapt.models.backbones import load_backbone
 from fastadapt.pretraining.data import continuation_word_ids, tokenise_texts
 from fastadapt.pretraining.objectives import IGNORE_INDEX, PretrainingModel, mask_tokens, simcse_loss
 
-from .conftest import TINY_BERT
+from tests.pretraining.conftest import TINY_BERT
 
 MASK_ID, VOCAB = 4, 1000
 

@@ -13,7 +13,7 @@ from fastadapt.models.training import latest_checkpoint
 from fastadapt.pretraining import PretrainingConfig, checkpoint_fingerprint, pretrain
 from fastadapt.pretraining import objectives as objectives_module
 
-from .conftest import tiny_params
+from tests.pretraining.conftest import tiny_params
 
 HISTORY = ["step", "loss", "lr", "val_loss"]
 

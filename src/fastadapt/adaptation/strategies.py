@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -304,6 +304,8 @@ class AdaptationPlan(Settings):
     domains: per-domain overrides (full_data, kshot, kshot_sets, strategies.<strategy>.<key>).
     """
 
+    REQUIRED_IN: ClassVar[str | None] = "conf/base/parameters_adaptation.yml"
+
     backbone: str = "minilm-l6"
     backbone_short: str | None = None  # null: derived from the backbone (`backbone_short_name`)
     pooling: str | None = None
@@ -318,8 +320,6 @@ class AdaptationPlan(Settings):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None, where: str = "adaptation") -> AdaptationPlan:
-        if not params:
-            raise ConfigError(f"parameters have no `{where}:` block; see conf/base/parameters_adaptation.yml")
         return super().from_params(params, where)
 
     def validate(self, where: str) -> None:

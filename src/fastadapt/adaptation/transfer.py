@@ -85,8 +85,6 @@ class SourceTaggerSettings(Settings):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], where: str = "meta_training.ner_source") -> SourceTaggerSettings:
-        if not isinstance(params, Mapping):
-            raise ConfigError(f"{where} must be a mapping (domain, held_out, adaptation) or null; got {params!r}")
         return super().from_params(params, where)
 
     def validate(self, where: str) -> None:

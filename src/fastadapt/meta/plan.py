@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fastadapt.config import Checks, ConfigError, Settings, check_keys
 from fastadapt.meta.config import ALGORITHMS, MetaConfig
@@ -212,6 +212,8 @@ class RunSpec:
 class MetaTrainingPlan(Settings):
     """The validated `meta_training:` block (see the module docstring)."""
 
+    REQUIRED_IN: ClassVar[str | None] = "conf/base/parameters_meta_training.yml"
+
     backbone: str = "minilm-l6"  # minilm-l6 | tiny-bert | pretrained | a model directory
     class_splits: list[str] = field(default_factory=lambda: ["01"])
     algorithms: list[str] = field(default_factory=lambda: ["protonet"])
@@ -225,8 +227,6 @@ class MetaTrainingPlan(Settings):
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None, where: str = "meta_training") -> MetaTrainingPlan:
-        if not params:
-            raise ConfigError(f"parameters have no `{where}:` block; see conf/base/parameters_meta_training.yml")
         return super().from_params(params, where)
 
     def validate(self, where: str) -> None:
