@@ -16,8 +16,8 @@ CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
 
 
 def test_the_shipped_sources_are_valid():
-    parameters = yaml.safe_load((CONF / "parameters_ingestion.yml").read_text())
     for group in ("stream", "dialogue_logs"):
+        parameters = yaml.safe_load((CONF / f"parameters_{group}.yml").read_text())
         for name, params in parameters[group]["sources"].items():
             spec = SourceSpec.from_params(params, where=f"{group}.sources.{name}")
             assert spec.reader in READERS and spec.raw

@@ -145,3 +145,19 @@ def test_a_split_class_without_enough_rows_is_named():
         class_split_episodes(ROWS, ["top_up", "missing_class"], 1, 2, 1, 1, 1, "2w1s")
     with pytest.raises(ValueError, match=r"class 'top_up' has 20 rows"):
         class_split_episodes(ROWS, SPLIT_CLASSES, 1, 2, 5, 16, 1, "2w5s")
+
+
+def test_episode_settings_defaults_are_conf_base_and_mistakes_name_the_parameter():
+    import yaml
+
+    from fastadapt.config import ConfigError
+    from fastadapt.tasks.episodes import EpisodeSettings
+    from tests.conftest import REPO_ROOT
+
+    base = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_episodes.yml").read_text())["episodes"]
+    assert EpisodeSettings.from_params(base, where="episodes") == EpisodeSettings()
+    assert EpisodeSettings().draws == [("5way_1shot", 5, 1), ("5way_5shot", 5, 5), ("27way_5shot", None, 5)]
+    with pytest.raises(ConfigError, match=r"^episodes.n_query is 0; allowed: an integer >= 1$"):
+        EpisodeSettings.from_params({"n_query": 0}, where="episodes")
+    with pytest.raises(ConfigError, match=r"^episodes.settings is .*; 1way: allowed: \{n_way: an integer >= 2"):
+        EpisodeSettings.from_params({"settings": {"1way": {"n_way": 1, "k_shot": 1}}}, where="episodes")

@@ -185,7 +185,7 @@ def test_kshot_settings_defaults_are_the_shipped_parameters():
 
     from fastadapt.tasks.kshot import KShotSettings
 
-    shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf" / "base" / "parameters_features.yml")
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[2] / "conf" / "base" / "parameters_kshot.yml")
                              .read_text())["kshot"]
     settings = KShotSettings.from_params(shipped, where="kshot")
     defaults = KShotSettings.from_params({}, where="kshot")

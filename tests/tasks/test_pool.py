@@ -44,3 +44,19 @@ def test_empty_sources_give_an_empty_table_with_the_columns():
     pool = unlabelled_pool({})
     assert list(pool.columns) == ["text", "source"]
     assert pool.empty
+
+
+def test_pool_and_tokenizer_settings_defaults_are_conf_base_and_test_splits_are_refused():
+    import yaml
+
+    from fastadapt.config import ConfigError
+    from fastadapt.tasks.pool import PoolSettings, WordPieceSettings
+    from tests.conftest import REPO_ROOT
+
+    base = REPO_ROOT / "conf" / "base"
+    pool = yaml.safe_load((base / "parameters_unlabelled_pool.yml").read_text())["unlabelled_pool"]
+    tokenizer = yaml.safe_load((base / "parameters_wordpiece_tokenizer.yml").read_text())["wordpiece_tokenizer"]
+    assert PoolSettings.from_params(pool, where="unlabelled_pool") == PoolSettings()
+    assert WordPieceSettings.from_params(tokenizer, where="wordpiece_tokenizer") == WordPieceSettings()
+    with pytest.raises(ConfigError, match=r"^unlabelled_pool.domain_splits is \['train', 'test'\]; allowed"):
+        PoolSettings.from_params({"domain_splits": ["train", "test"]}, where="unlabelled_pool")

@@ -8,14 +8,53 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fastadapt.config import Checks, Settings
 from fastadapt.tasks._tables import require_columns
 
 EPISODE_COLUMNS = ["setting", "split", "episode", "label", "row_id", "role"]
+
+
+@dataclass(frozen=True)
+class EpisodeSettings(Settings):
+    """The `episodes:` block: which domain and raw class-split folder the meta-test episodes come
+    from, and the settings drawn on each split (`n_way: null` is every test class)."""
+
+    domain: str = "customer_intent"
+    class_splits: str = "banking77_class_splits"  # folder under data/01_raw: 01..05/{train,valid,test}.txt
+    n_query: int = 10
+    n_episodes: int = 100
+    settings: dict[str, Any] = field(default_factory=lambda: {
+        "5way_1shot": {"n_way": 5, "k_shot": 1},
+        "5way_5shot": {"n_way": 5, "k_shot": 5},
+        "27way_5shot": {"n_way": None, "k_shot": 5},
+    })
+
+    @property
+    def draws(self) -> list[tuple[str, int | None, int]]:
+        """(setting name, n_way, k_shot) of each configured setting."""
+        return [(name, spec.get("n_way"), spec["k_shot"]) for name, spec in self.settings.items()]
+
+    def validate(self, where: str = "episodes") -> None:
+        check = Checks(self, where)
+        check.text("domain")
+        check.text("class_splits")
+        check.integer("n_query", 1)
+        check.integer("n_episodes", 1)
+        if not isinstance(self.settings, Mapping) or not self.settings:
+            check.fail("settings", "allowed: a mapping of setting name to {n_way, k_shot}")
+        for name, spec in self.settings.items():
+            n_way, k_shot = (spec.get("n_way"), spec.get("k_shot")) if isinstance(spec, Mapping) else (0, 0)
+            ok = isinstance(spec, Mapping) and set(spec) <= {"n_way", "k_shot"}
+            ok = ok and (n_way is None or (isinstance(n_way, int) and not isinstance(n_way, bool) and n_way >= 2))
+            ok = ok and isinstance(k_shot, int) and not isinstance(k_shot, bool) and k_shot >= 1
+            if not ok:
+                check.fail("settings", f"{name}: allowed: {{n_way: an integer >= 2 or null, k_shot: an integer >= 1}}")
 
 
 @dataclass(frozen=True)

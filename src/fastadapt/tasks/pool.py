@@ -8,10 +8,46 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import pandas as pd
 
+from fastadapt.config import Checks, Settings
 from fastadapt.tasks.cleaning import duplicate_key
+
+POOL_SPLITS = ("train", "validation")
+
+
+@dataclass(frozen=True)
+class PoolSettings(Settings):
+    """The `unlabelled_pool:` block: the news stream on or off, and the splits of every domain and
+    of the dialogue logs whose texts join the pool (never `test`: pretraining must not see an
+    evaluation text)."""
+
+    stream: bool = True
+    domain_splits: list[str] = field(default_factory=lambda: list(POOL_SPLITS))
+
+    def validate(self, where: str = "unlabelled_pool") -> None:
+        check = Checks(self, where)
+        check.boolean("stream")
+        splits = self.domain_splits
+        if not isinstance(splits, (list, tuple)) or not splits or not set(splits) <= set(POOL_SPLITS):
+            check.fail("domain_splits", f"allowed: a non-empty list of {list(POOL_SPLITS)}")
+
+
+@dataclass(frozen=True)
+class WordPieceSettings(Settings):
+    """The `wordpiece_tokenizer:` block: tiny-bert's vocabulary, learnt from the pool."""
+
+    vocab_size: int = 8000
+    lowercase: bool = True
+    min_frequency: int = 2
+
+    def validate(self, where: str = "wordpiece_tokenizer") -> None:
+        check = Checks(self, where)
+        check.integer("vocab_size", 100)
+        check.boolean("lowercase")
+        check.integer("min_frequency", 1)
 
 
 def unlabelled_pool(sources: Mapping[str, Iterable[str]]) -> pd.DataFrame:

@@ -8,9 +8,18 @@ from typing import Any, Mapping
 import pandas as pd
 
 from fastadapt.config import DomainConfig
-from fastadapt.tasks.episodes import class_split_episodes, parse_class_list
-from fastadapt.tasks.kshot import KShotSettings, kshot_sets, ner_kshot_sets, unseen_class_kshot_sets
-from fastadapt.tasks.pool import unlabelled_pool
+from fastadapt.tasks.episodes import (
+    EpisodeSettings,
+    class_split_episodes,
+    parse_class_list,
+)
+from fastadapt.tasks.kshot import (
+    KShotSettings,
+    kshot_sets,
+    ner_kshot_sets,
+    unseen_class_kshot_sets,
+)
+from fastadapt.tasks.pool import PoolSettings, WordPieceSettings, unlabelled_pool
 from fastadapt.tasks.splits import SplitSpec, assign_splits
 
 log = logging.getLogger(__name__)
@@ -46,6 +55,7 @@ def draw_class_split_episodes(
     rows: pd.DataFrame, class_split_files: Mapping[str, bytes], episode_params: Mapping[str, Any]
 ) -> pd.DataFrame:
     """Meta-test episodes on each class split's test classes (PROTOCOL.md section 3)."""
+    settings = EpisodeSettings.from_params(episode_params, where="episodes")
     split_names = sorted({name.split("/")[0] for name in class_split_files if name.endswith("/test.txt")})
     if not split_names:
         raise ValueError(
@@ -57,16 +67,16 @@ def draw_class_split_episodes(
         unknown = sorted(set(classes) - set(rows["label"]))
         if unknown:
             raise ValueError(f"class split {split_name}/test.txt names classes not in the data: {unknown[:5]}")
-        for setting, spec in episode_params["settings"].items():
+        for setting, n_way, k_shot in settings.draws:
             frames.append(
                 class_split_episodes(
                     rows,
                     classes,
                     split_index=int(split_name),
-                    n_way=spec["n_way"],
-                    k_shot=spec["k_shot"],
-                    n_query=episode_params["n_query"],
-                    n_episodes=episode_params["n_episodes"],
+                    n_way=n_way,
+                    k_shot=k_shot,
+                    n_query=settings.n_query,
+                    n_episodes=settings.n_episodes,
                     setting=setting,
                 )
             )
@@ -80,9 +90,10 @@ def build_unlabelled_pool(
     **domain_splits: pd.DataFrame,
 ) -> pd.DataFrame:
     """Unlabelled texts for self-supervised pretraining; test splits are never included."""
-    keep = set(pool_params["domain_splits"])
+    settings = PoolSettings.from_params(pool_params, where="unlabelled_pool")
+    keep = set(settings.domain_splits)
     sources: dict[str, list[str]] = {}
-    if pool_params.get("stream", True):
+    if settings.stream:
         for source, frame in news_stream.groupby("source", sort=True):
             sources[f"stream:{source}"] = frame["headline"].tolist()
     if dialogue_turns is not None:
@@ -101,11 +112,10 @@ def train_pool_tokenizer(pool: pd.DataFrame, tokenizer_params: Mapping[str, Any]
     """tiny-bert's WordPiece vocabulary, learnt from our own unlabelled pool."""
     from fastadapt.models.backbones import SavedTokenizer, train_wordpiece_tokenizer
 
+    settings = WordPieceSettings.from_params(tokenizer_params, where="wordpiece_tokenizer")
     tokenizer = train_wordpiece_tokenizer(
-        pool["text"].tolist(),
-        vocab_size=int(tokenizer_params["vocab_size"]),
-        lowercase=bool(tokenizer_params["lowercase"]),
-        min_frequency=int(tokenizer_params["min_frequency"]),
+        pool["text"].tolist(), vocab_size=settings.vocab_size, lowercase=settings.lowercase,
+        min_frequency=settings.min_frequency,
     )
     log.info("WordPiece tokeniser: %d tokens from %d texts", len(tokenizer), len(pool))
     return SavedTokenizer(tokenizer)

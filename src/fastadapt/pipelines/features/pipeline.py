@@ -14,6 +14,7 @@ from fastadapt.pipelines.features.nodes import (
     train_pool_tokenizer,
 )
 from fastadapt.pipelines.wiring import bind
+from fastadapt.tasks.episodes import EpisodeSettings
 
 
 def meta_source_features(name: str) -> Pipeline:
@@ -73,14 +74,14 @@ def create_pipeline(**kwargs) -> Pipeline:
     )
     for name in meta_source_configs(parameters):
         pipeline += meta_source_features(name)
-    episode_domain = parameters["episodes"]["domain"]
+    episodes = EpisodeSettings.from_params(parameters.get("episodes"), where="episodes")
     shared = Pipeline(
         [
             Node(
                 draw_class_split_episodes,
                 inputs=[
-                    f"{episode_domain}.rows",
-                    f"raw.{parameters['episodes']['class_splits']}",
+                    f"{episodes.domain}.rows",
+                    f"raw.{episodes.class_splits}",
                     "params:episodes",
                 ],
                 outputs="class_split_episodes",

@@ -43,6 +43,7 @@ from fastadapt.pipelines.meta_training.nodes import (
     select_meta_learner,
 )
 from fastadapt.pipelines.wiring import bind
+from fastadapt.tasks.episodes import EpisodeSettings
 
 PARAMS = "params:meta_training"
 TFIDF_OPTIONS = "params:baselines.tfidf"
@@ -67,11 +68,11 @@ def create_pipeline(**kwargs) -> Pipeline:
     parameters = project_parameters()
     plan = MetaTrainingPlan.from_params(parameters.get("meta_training"))
     backbone = backbone_inputs(plan.backbone)
-    episodes = parameters.get("episodes") or {}
     # The class-split episodes' domain (Banking77) and raw class-split folder, as the features
     # pipeline drew them (PROTOCOL.md section 3).
-    splits = f"{episodes.get('domain', 'customer_intent')}.splits"
-    class_split_folder = f"raw.{episodes.get('class_splits', 'banking77_class_splits')}"
+    episodes = EpisodeSettings.from_params(parameters.get("episodes"), where="episodes")
+    splits = f"{episodes.domain}.splits"
+    class_split_folder = f"raw.{episodes.class_splits}"
     nodes = []
     results = {}
     for run in plan.runs:
