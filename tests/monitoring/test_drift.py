@@ -123,7 +123,7 @@ def test_drift_report_warns_when_permutations_cannot_reach_the_level():
 
 def test_drift_settings_defaults_are_the_projects_and_mistakes_name_the_parameter():
     import yaml
-    from conftest import REPO_ROOT
+    from tests.conftest import REPO_ROOT
 
     block = yaml.safe_load((REPO_ROOT / "conf/base/parameters_monitoring.yml").read_text())["monitoring"]["drift"]
     assert DriftSettings.from_params(block, where="monitoring.drift") == DriftSettings()

@@ -88,7 +88,7 @@ def test_a_retraining_mistake_is_one_line_naming_the_parameter(retraining, messa
 
 def test_retraining_defaults_are_the_projects():
     import yaml
-    from conftest import REPO_ROOT
+    from tests.conftest import REPO_ROOT
 
     base = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_retraining.yml").read_text())["retraining"]
     settings = RetrainingSettings.from_params(base)
