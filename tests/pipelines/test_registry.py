@@ -20,6 +20,7 @@ from kedro.pipeline import Pipeline
 
 from tests.conftest import REPO_ROOT, make_project
 from fastadapt.pipeline_registry import DEFAULT_EXTRA_NODES, DEFAULT_PIPELINES
+from fastadapt.hooks import RUN_ENVIRONMENT
 
 # README: `kedro run` is ingestion -> features -> baselines -> evaluation -> reporting.
 CHAIN = ("ingestion", "features", "baselines", "evaluation", "reporting")
@@ -69,8 +70,10 @@ def test_default_is_the_data_to_report_chain(registered):
     assert {node.name for node in chain.nodes} >= {
         node.name for name in CHAIN for node in registered[name].nodes
     }
-    # The chain needs nothing from outside but raw folders and parameters.
-    outside = {name for name in registered["__default__"].inputs() if not name.startswith("params:")}
+    # The chain needs nothing from outside but raw folders, parameters and the run's environment
+    # (which RunParametersHook puts in every session's catalog).
+    outside = {name for name in registered["__default__"].inputs()
+               if not name.startswith("params:") and name != RUN_ENVIRONMENT}
     assert outside and all(name.startswith("raw.") for name in outside), sorted(outside)
 
 
@@ -96,8 +99,8 @@ def test_each_pipeline_reads_its_inputs_from_the_catalog(registered):
     catalog = DataCatalog.from_config(loader["catalog"])
     for name, pipeline in registered.items():
         for dataset in sorted(pipeline.inputs()):
-            if dataset.startswith("params:") or dataset == "parameters":
-                continue
+            if dataset.startswith("params:") or dataset in ("parameters", RUN_ENVIRONMENT):
+                continue  # parameters, and the environment the hook sets in every session
             resolved = catalog.get(dataset)
             assert resolved is not None and not isinstance(resolved, MemoryDataset), (
                 f"pipeline {name!r} reads {dataset!r}, which the catalog does not store"

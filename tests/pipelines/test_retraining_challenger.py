@@ -16,6 +16,7 @@ from fastadapt.monitoring.retraining import (
 )
 from fastadapt.pipelines.retraining.nodes import fit_challenger
 from fastadapt.pipelines.retraining.pipeline import model_retraining
+from fastadapt.adapt import AdaptStrategy
 
 SPLITS = pd.DataFrame({"text": ["profits soar", "shares plunge", "sales flat", "record growth"],
                        "label": ["positive", "negative", "neutral", "positive"],
@@ -53,7 +54,7 @@ def test_the_pipeline_feeds_the_extra_tables_to_the_fit():
 
 def test_a_neural_challenger_is_fitted_through_adapt_and_saved_as_a_directory(tmp_path):
     model = fit_challenger(NEW, SPLITS, RETRAINING, STREAM, name="fin")
-    assert isinstance(model, EncoderClassifier) and model.strategy == "full"
+    assert isinstance(model, EncoderClassifier) and model.strategy == AdaptStrategy.FINETUNE_ALL
     assert model.classes_ == ["negative", "neutral", "positive"] and model.training["steps"] == 2
     dataset = ModelDirectoryDataset(path=str(tmp_path / "challenger"))
     dataset.save(model)
