@@ -90,6 +90,15 @@ class Checks:
                 bound += f" and {'<' if strict_high else '<='} {high}"
             self.fail(key, f"allowed: a number {bound}" + (" or null" if optional else ""))
 
+    def integers(self, key: str, minimum: int, optional: bool = False) -> None:
+        """A non-empty list of integers >= `minimum` (or null when `optional`)."""
+        value = getattr(self.settings, key)
+        if value is None and optional:
+            return
+        if not isinstance(value, (list, tuple)) or not value or any(
+                isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in value):
+            self.fail(key, f"allowed: a non-empty list of integers >= {minimum}" + (" or null" if optional else ""))
+
     def choice(self, key: str, allowed: Sequence[Any]) -> None:
         if getattr(self.settings, key) not in allowed:
             self.fail(key, f"allowed: {list(allowed)}")

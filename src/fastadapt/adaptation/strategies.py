@@ -259,14 +259,11 @@ class KShotSets(Settings):
     seeds: list[int] | None = None
 
     def validate(self, where: str) -> None:
+        check = Checks(self, where)
         for key, low in (("ks", 1), ("seeds", 0)):
-            value = getattr(self, key)
-            if value is None:
-                continue
-            if not isinstance(value, (list, tuple)) or not value or not all(
-                    isinstance(v, int) and not isinstance(v, bool) and v >= low for v in value):
-                Checks(self, where).fail(key, f"allowed: a non-empty list of integers >= {low} or null")
-            object.__setattr__(self, key, tuple(value))
+            check.integers(key, low, optional=True)
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key, tuple(getattr(self, key)))
 
 
 def _strategy_list(where: str, value: Any) -> tuple[AdaptStrategy, ...]:

@@ -81,11 +81,8 @@ class NewServiceSettings(Settings):
             check.fail("options", "allowed: a mapping of adapt() options")
         object.__setattr__(self, "options", dict(self.options))
         for key, minimum in (("ks", 1), ("seeds", 0)):
-            value = getattr(self, key)
-            if not isinstance(value, (list, tuple)) or not value or not all(
-                    isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value):
-                check.fail(key, f"allowed: a non-empty list of integers >= {minimum}")
-            object.__setattr__(self, key, tuple(value))
+            check.integers(key, minimum)
+            object.__setattr__(self, key, tuple(getattr(self, key)))
         check.number("abstain_below", 0, 1, strict_high=False)
         check.text("calibration_split")
         if self.example_k not in self.ks:

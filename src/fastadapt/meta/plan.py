@@ -41,13 +41,10 @@ def split_name(split: Any, where: str = "meta_training.class_splits") -> str:
 
 def integer_list(check: Checks, key: str, low: int) -> None:
     """`<key>` must be null or a non-empty list of integers >= `low`; stored as a list."""
+    check.integers(key, low, optional=True)
     value = getattr(check.settings, key)
-    if value is None:
-        return
-    if not isinstance(value, (list, tuple)) or not value or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= low for v in value):
-        check.fail(key, f"allowed: a non-empty list of integers >= {low} or null")
-    setattr(check.settings, key, [int(v) for v in value])
+    if value is not None:
+        setattr(check.settings, key, [int(v) for v in value])
 
 
 @dataclass

@@ -34,10 +34,7 @@ class KShotSettings(Settings):
     def validate(self, where: str = "kshot") -> None:
         check = Checks(self, where)
         for key, minimum in (("ks", 1), ("ner_ks", 1), ("seeds", 0)):
-            values = getattr(self, key)
-            if (not isinstance(values, (list, tuple)) or not values
-                    or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in values)):
-                check.fail(key, f"allowed: a non-empty list of integers >= {minimum}")
+            check.integers(key, minimum)
 
 
 def draw_kshot(
