@@ -29,6 +29,7 @@ from fastadapt.adaptation.strategies import AdaptStrategy
 from fastadapt.models.backbones import Backbone
 from fastadapt.models.batching import length_bucketed_batches, pad_batch
 from fastadapt.models.encoder import resolve_device
+from fastadapt.models.precision import autocast
 from fastadapt.models.predictor import check_token_lists
 
 INFO_FILE = "tagger.json"
@@ -133,7 +134,7 @@ def word_features(
     hidden_size = backbone.hidden_size
     features = [np.zeros((len(f), hidden_size), dtype=np.float32) for f in firsts]
     batches = length_bucketed_batches([len(i) for i in ids], batch_size)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast("auto", target):
         for batch in tqdm(batches, desc="word features", unit="batch", disable=not progress, leave=False):
             inputs = {k: v.to(target) for k, v in pad_batch([ids[i] for i in batch],
                                                             backbone.tokenizer.pad_token_id).items()}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastadapt.config import Checks, ConfigError, Settings, is_number
+from fastadapt.models.precision import PRECISIONS
 from fastadapt.models.training import check_loop_settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,6 +73,7 @@ class MetaConfig(Settings):
     checkpoint_dir: str | None = None
     seed: int = 0
     device: str = "auto"
+    mixed_precision: str = "auto"  # TrainingConfig's: auto (bf16 autocast where native) | no | bf16 | fp16
     num_threads: int | None = None
     log_every: int = 10
 
@@ -108,6 +110,7 @@ class MetaConfig(Settings):
         choice("distance", DISTANCES)
         choice("inner_params", INNER_PARAMS)
         choice("outer_optimizer", OUTER_OPTIMIZERS)
+        choice("mixed_precision", PRECISIONS)
         for key in ("meta_sgd", "first_order", "gradient_checkpointing"):
             boolean(key)
         integer("max_length", 2)
@@ -155,7 +158,7 @@ def build_learner(backbone: Backbone, config: MetaConfig) -> MetaLearner:
     return MetaLearner(
         backbone, head=config.head, pooling=config.pooling, max_length=config.max_length,
         n_way=config.n_way, distance=config.distance, temperature=config.temperature,
-        lora=config.lora,
+        lora=config.lora, precision=config.mixed_precision,
     )
 
 

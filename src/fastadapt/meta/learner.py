@@ -42,6 +42,7 @@ from fastadapt.adaptation.lora import LoraSettings, inject_lora
 from fastadapt.models.backbones import Backbone
 from fastadapt.models.batching import length_bucketed_batches, pad_batch, tokenize
 from fastadapt.models.encoder import POOLINGS, pool_hidden_states
+from fastadapt.models.precision import autocast, autocast_dtype
 from fastadapt.tasks.meta_episodes import TextEpisode
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class MetaLearner(nn.Module):
         distance: str = "euclidean",
         temperature: float = 10.0,
         lora: LoraSettings | None = None,
+        precision: str = "auto",
     ) -> None:
         super().__init__()
         if head not in HEADS:
@@ -101,6 +103,8 @@ class MetaLearner(nn.Module):
         self.head_kind, self.pooling, self.max_length = head, pooling, max_length
         self.n_way, self.distance, self.temperature = n_way, distance, float(temperature)
         self.hidden_size = int(backbone.model.config.hidden_size)
+        autocast_dtype(precision, torch.device("cpu"))  # an unknown name fails here, not mid-training
+        self.precision = precision  # the encoder's arithmetic (`fastadapt.models.precision`)
         self.head = None
         if head == "linear":
             self.head = nn.Linear(self.hidden_size, n_way)
@@ -144,8 +148,15 @@ class MetaLearner(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, features_only: bool = False
                 ) -> torch.Tensor:
-        """Pooled features, then the linear head's logits unless `features_only` (or no head)."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        """Pooled features, then the linear head's logits unless `features_only` (or no head).
+
+        The encoder runs under the learner's `precision` (bf16 autocast where it is native);
+        the features, and all that is computed from them, are float32.
+        """
+        with autocast(self.precision, input_ids.device):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if hidden.dtype in (torch.bfloat16, torch.float16):
+            hidden = hidden.float()
         features = pool_hidden_states(hidden, attention_mask, self.pooling)
         if features_only or self.head is None:
             return features

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from fastadapt.models.backbones import Backbone
 from fastadapt.models.batching import length_bucketed_batches, pad_batch, tokenize
+from fastadapt.models.precision import autocast
 
 POOLINGS = ("mean", "cls")
 
@@ -43,8 +44,13 @@ def embed_texts(
     normalize: bool = True,
     device: str = "auto",
     progress: bool = True,
+    precision: str = "auto",
 ) -> np.ndarray:
-    """An (n, hidden) float32 array of sentence embeddings, rows in the order of `texts`."""
+    """An (n, hidden) float32 array of sentence embeddings, rows in the order of `texts`.
+
+    `precision` is `fastadapt.models.precision`'s: `auto` encodes under bf16 autocast where the
+    hardware does bf16 natively (about 1.7x faster on an AMX CPU), `no` in exact float32.
+    """
     if len(texts) == 0:
         return np.zeros((0, backbone.hidden_size), dtype=np.float32)
     target = resolve_device(device)
@@ -52,7 +58,7 @@ def embed_texts(
     token_ids = tokenize(backbone.tokenizer, texts, max_length)
     batches = length_bucketed_batches([len(ids) for ids in token_ids], batch_size)
     output = np.zeros((len(texts), backbone.hidden_size), dtype=np.float32)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, target):
         for batch in tqdm(batches, desc="embedding", unit="batch", disable=not progress, leave=False):
             inputs = {k: v.to(target) for k, v in pad_batch([token_ids[i] for i in batch],
                                                             backbone.tokenizer.pad_token_id).items()}

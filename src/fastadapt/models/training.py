@@ -34,7 +34,7 @@ machine, medians of 5): this loop's step 8404 non-padding tokens per CPU second 
 second), the same step through `Accelerator(cpu=True)` (prepare, autocast, backward,
 clip_grad_norm_) 8395 (5272), with bit-identical weights, so exact resume and the dropout
 reseeding would hold; `mixed_precision="bf16"` on CPU 9812 (5898), not identical (bf16
-arithmetic; this loop autocasts on CUDA only). Not faster in fp32, and worse for this project:
+arithmetic; that comparison was fp32 against fp32). Not faster in fp32, and worse for this project:
 - one `AcceleratorState` per process: a second `Accelerator` with another `mixed_precision` or
   device raises ValueError ("AcceleratorState has already been initialized and cannot be
   changed"), and one `kedro run` trains several models whose blocks set their own `device` and
@@ -48,7 +48,8 @@ arithmetic; this loop autocasts on CUDA only). Not faster in fp32, and worse for
   (`accelerate.checkpointing.load_custom_state`), which can execute code; these checkpoints are
   written then renamed (`fastadapt.staging`) and read with `weights_only=True`;
 - the interleaved sharding and the `no_sync` accumulation stay this loop's either way.
-What it would replace is about 20 lines that call torch's own `torch.autocast`,
+What it would replace is about 20 lines that call torch's own `torch.autocast` (through
+`fastadapt.models.precision`, which picks bf16 where the CPU or GPU does it natively),
 `torch.amp.GradScaler` and `DistributedDataParallel`, which is what `accelerate` calls too.
 Not yet run on a GPU (no device in the measuring session).
 """
@@ -75,11 +76,12 @@ from tqdm.auto import tqdm
 
 from fastadapt.config import Checks, Settings
 from fastadapt.models.encoder import resolve_device
+from fastadapt.models.precision import PRECISIONS, autocast, autocast_dtype
 from fastadapt.staging import write_then_rename
 
 log = logging.getLogger(__name__)
 
-MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+MIXED_PRECISION = PRECISIONS
 STOP_REASONS = ("max_steps", "max_seconds", "early_stop")
 CHECKPOINT_PREFIX = "step-"
 CHECKPOINT_FILE = "state.pt"
@@ -103,7 +105,7 @@ class TrainingConfig(Settings):
     checkpoint_dir: str | None = None  # resume from the newest checkpoint there if one exists
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda[:N]
-    mixed_precision: str = "auto"  # auto (bf16/fp16 autocast on CUDA only) | no | bf16 | fp16
+    mixed_precision: str = "auto"  # auto (bf16 autocast where native, CPU or CUDA) | no | bf16 | fp16
     num_threads: int | None = None  # torch.set_num_threads on CPU
     log_every: int = 10
 
@@ -199,16 +201,6 @@ def build_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.opt
         return torch.optim.AdamW(groups, lr=config.lr, fused=True)
     except (RuntimeError, ValueError, TypeError):
         return torch.optim.AdamW(groups, lr=config.lr)
-
-
-def _autocast_dtype(config: TrainingConfig, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or config.mixed_precision == "no":
-        return None
-    if config.mixed_precision == "fp16":
-        return torch.float16
-    if config.mixed_precision == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
 
 
 def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
@@ -472,8 +464,7 @@ def train_model(
         optimizer, num_warmup_steps=round(config.warmup_ratio * config.max_steps),
         num_training_steps=config.max_steps,
     )
-    autocast_dtype = _autocast_dtype(config, device)
-    scaler = torch.amp.GradScaler("cuda") if autocast_dtype == torch.float16 else None
+    scaler = torch.amp.GradScaler("cuda") if autocast_dtype(config.mixed_precision, device) == torch.float16 else None
 
     data_epoch, data_index = 0, 0
     pending_loss, pending_steps, pending_tokens = 0.0, 0, 0.0
@@ -517,8 +508,7 @@ def train_model(
         value = torch.zeros(1, dtype=torch.float64, device=device)
         if rank == 0:
             model.eval()
-            with torch.no_grad(), torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype \
-                    else nullcontext():
+            with torch.no_grad(), autocast(config.mixed_precision, device):
                 value[0] = float(validate(model))
             model.train()
         if distributed:
@@ -538,7 +528,7 @@ def train_model(
                 torch.manual_seed(micro_batch_seed(config.seed, epoch, index))
                 sync = micro == len(positions) - 1
                 with (forward_model.no_sync() if distributed and not sync else nullcontext()):
-                    with torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext():
+                    with autocast(config.mixed_precision, device):
                         loss = loss_fn(forward_model, batch)
                     scaled = loss.float() / config.grad_accum
                     (scaler.scale(scaled) if scaler else scaled).backward()
