@@ -5,7 +5,8 @@ with bf16, or a CPU with AVX512-BF16 or AMX tiles (oneDNN's bf16 kernels; on oth
 emulated and slower, so `auto` stays float32 there). Weights, norms, softmax and the optimiser stay
 float32. Measured on the 2-core development CPU (AMX): encoding 770 Banking77 texts with MiniLM-L6
 took 2.5 s in float32 and 1.5 s under bf16 autocast, the embeddings at cosine >= 0.99996 from the
-float32 ones (`tests/models/test_precision.py` holds a bound of 0.999 on its tiny model). `no` is exact float32 everywhere.
+float32 ones (`tests/models/test_precision.py` holds a bound of 0.999 on its tiny model); a
+MiniLM training step of 64 texts 1.1 s and 0.7 s. `no` is exact float32 everywhere.
 """
 
 from __future__ import annotations
