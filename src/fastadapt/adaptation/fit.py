@@ -36,6 +36,7 @@ from fastadapt.adaptation.classifier import (
     PrototypeHead,
     token_limit,
 )
+from fastadapt.adaptation.contrastive import contrastive_tune
 from fastadapt.adaptation.lora import inject_lora, merged_copy
 from fastadapt.adaptation.ner import (
     CASING_CLASSES,
@@ -268,6 +269,11 @@ def fit_classifier(
         chosen = kshot_support(labels, k, seed)
         texts, labels = [texts[i] for i in chosen], [labels[i] for i in chosen]
         features = None if features is None else np.asarray(features)[chosen]
+    contrastive = None
+    if config.contrastive is not None:  # a tuned encoder: features of the given one no longer apply
+        backbone, contrastive = contrastive_tune(backbone, texts, labels, config.contrastive, config.pooling,
+                                                 config.device, progress)
+        features = validation_features = None
     classes = sorted(set(labels))
     named = label_name_support(classes) if config.label_names else []
     index = {label: i for i, label in enumerate(classes)}
@@ -302,6 +308,8 @@ def fit_classifier(
 
         head, summary = _fit_feature_head(x, targets, len(classes), config,
                                           validation_set if validation is not None else None, 4096, checkpoint_name, f"head ({len(classes)} classes)", progress)
+        if contrastive is not None:
+            summary = {**(summary or {}), "contrastive": contrastive}
         return EncoderClassifier(backbone, head, classes, training=summary, **common)
 
     tokenizer = backbone.tokenizer
@@ -461,6 +469,9 @@ def fit_tagger(
     k, seed: fit on a greedy k-mentions-per-type support set (`draw_ner_kshot`).
     """
     token_lists, tag_lists = _check_tagging(token_lists, tag_lists)
+    if config.contrastive is not None:
+        raise ValueError("contrastive (SetFit's pair step) applies to text classifiers only (fit_classifier), "
+                         "not to NER taggers")
     if features is not None:
         if not config.frozen_encoder:
             raise ValueError(f"features are only used by frozen-encoder strategies, not '{config.strategy}'")

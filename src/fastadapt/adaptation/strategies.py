@@ -99,8 +99,8 @@ _COMMON_KEYS = {"pooling", "normalize", "max_length", "batch_size", "device", "l
 _TRAINED_KEYS = _COMMON_KEYS | {"casing", "head_init", "metric", "temperature", "dropout", "training",
                                 "kshot_training"}  # casing: NER only (adaptation.ner.casing_features)
 _STRATEGY_KEYS = {
-    AdaptStrategy.PROTOTYPE: _COMMON_KEYS | {"metric", "temperature"},
-    AdaptStrategy.FINETUNE_HEAD: _TRAINED_KEYS,
+    AdaptStrategy.PROTOTYPE: _COMMON_KEYS | {"metric", "temperature", "contrastive"},
+    AdaptStrategy.FINETUNE_HEAD: _TRAINED_KEYS | {"contrastive"},
     AdaptStrategy.FINETUNE_ALL: _TRAINED_KEYS,
     AdaptStrategy.FINETUNE_LORA: _TRAINED_KEYS | {"lora"},
 }
@@ -137,6 +137,9 @@ class AdaptationConfig(Settings):
         (`card_arrival` -> "card arrival"; `fastadapt.tasks.meta_episodes.label_text`).
     casing: NER taggers (full, lora, head) read each word's casing beside its state; MiniLM is
         lower-cased, so otherwise `Apple` and `apple` look alike.
+    contrastive: a `ContrastiveSettings` block (head, prototype; text classifiers): SetFit's
+        contrastive step tunes a copy of the encoder on support pairs before the head is fitted
+        (`fastadapt.adaptation.contrastive`); None: the encoder stays as it is.
     """
 
     strategy: AdaptStrategy = AdaptStrategy.PROTOTYPE
@@ -153,6 +156,7 @@ class AdaptationConfig(Settings):
     head_init: str = "random"
     label_names: bool = False
     casing: bool = False
+    contrastive: Any = None  # ContrastiveSettings | None
 
     def __post_init__(self) -> None:  # `AdaptationConfig(strategy="head")` in code means the same
         object.__setattr__(self, "strategy", AdaptStrategy.parse(self.strategy, "strategy", FITTED, short_names=True))
@@ -180,6 +184,10 @@ class AdaptationConfig(Settings):
                               f"{sorted(_STRATEGY_KEYS[strategy])} (for strategy '{strategy.short}')")
         if "lora" in values:
             values["lora"] = LoraSettings.from_params(values["lora"], f"{where}.lora")
+        if values.get("contrastive") is not None:
+            from fastadapt.adaptation.contrastive import ContrastiveSettings
+
+            values["contrastive"] = ContrastiveSettings.from_params(values["contrastive"], f"{where}.contrastive")
         kshot = values.pop("kshot_training", None)
         if strategy in TRAINED_STRATEGIES:
             from fastadapt.models.training import TrainingConfig
