@@ -53,18 +53,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fastadapt.adaptation.strategies import STRATEGIES, AdaptStrategy
+from fastadapt.adaptation.strategies import STRATEGIES, AdaptationConfig, AdaptStrategy
 from fastadapt.config import Checks, ConfigError, Settings, check_keys
 
 FIT_OPTIONS = {"features", "validation", "validation_features", "seed", "checkpoint_name", "progress", "k"}
-CONFIG_OPTIONS = {"metric", "temperature", "pooling", "normalize", "max_length", "batch_size", "dropout", "casing",
-                  "device", "lora", "training", "head_init", "label_names"}
+# The settings of `AdaptationConfig` a strategy's options may hold (all of its fields but the strategy).
+CONFIG_OPTIONS = {f.name for f in fields(AdaptationConfig)} - {"strategy"}
 NNSHOT_OPTIONS = {"temperature", "transition_weight", "transitions", "max_length", "batch_size", "device", "features",
                   "k", "seed", "progress"}
 NER_STRATEGIES = ["nnshot", "structshot", "prototype", "finetune_head", "finetune_all", "finetune_lora"]
