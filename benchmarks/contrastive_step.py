@@ -40,13 +40,14 @@ OUTPUT = ROOT / "data" / "08_reporting" / "contrastive_step"
 BASE = "finetune_head"
 
 
-def arms(head_options: dict, iterations: list[int], max_steps: list[int | None]) -> list[Arm]:
+def arms(head_options: dict, iterations: list[int], max_steps: list[int | None], rates: list[float]) -> list[Arm]:
     chosen = [Arm(BASE, "finetune_head", head_options)]
     for count in iterations:
         for cap in max_steps:
-            block = {"num_iterations": count, **({"max_steps": cap} if cap else {})}
-            label = f"{BASE} + contrastive R={count}" + (f", <= {cap} steps" if cap else "")
-            chosen.append(Arm(label, "finetune_head", {**head_options, "contrastive": block}))
+            for lr in rates:
+                block = {"num_iterations": count, "lr": lr, **({"max_steps": cap} if cap else {})}
+                label = f"{BASE} + contrastive R={count}, lr {lr:g}" + (f", <= {cap} steps" if cap else "")
+                chosen.append(Arm(label, "finetune_head", {**head_options, "contrastive": block}))
     return chosen
 
 
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--ks", nargs="+", type=int, default=[5, 10])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--iterations", nargs="+", type=int, default=[5, 20], help="contrastive num_iterations")
+    parser.add_argument("--lrs", nargs="+", type=float, default=[2e-5], help="contrastive learning rates")
     parser.add_argument("--max-steps", nargs="+", type=int, default=[0], help="step caps (0: one pass over the pairs)")
     parser.add_argument("--learner", default="minilm-l6")
     parser.add_argument("--test-rows", type=int, default=1000, help="a fixed random sample of each test split")
@@ -69,7 +71,7 @@ def main() -> None:
     from fastadapt.evaluation.paired import paired_differences
 
     strategies = (project_parameters(args.env).get("new_task") or {}).get("strategies") or {}
-    chosen = arms(dict(strategies.get(BASE) or {}), args.iterations, [cap or None for cap in args.max_steps])
+    chosen = arms(dict(strategies.get(BASE) or {}), args.iterations, [cap or None for cap in args.max_steps], args.lrs)
     learner = load_learner(args.learner)
     rows = []
     started = time.perf_counter()
