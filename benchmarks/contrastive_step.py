@@ -46,7 +46,7 @@ def arms(head_options: dict, iterations: list[int], max_steps: list[int | None],
         for cap in max_steps:
             for lr in rates:
                 block = {"num_iterations": count, "lr": lr, **({"max_steps": cap} if cap else {})}
-                label = f"{BASE} + contrastive R={count}, lr {lr:g}" + (f", <= {cap} steps" if cap else "")
+                label = f"{BASE} + contrastive R={count}, lr {lr:g}" + (f", {cap} steps" if cap else "")
                 chosen.append(Arm(label, "finetune_head", {**head_options, "contrastive": block}))
     return chosen
 

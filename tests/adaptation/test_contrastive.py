@@ -41,7 +41,7 @@ def _class_separation(backbone, texts, labels) -> float:
 def test_the_step_pulls_classes_apart_on_a_copy(tiny_backbone):
     texts, labels = labelled_texts()
     before = {k: v.clone() for k, v in tiny_backbone.model.state_dict().items()}
-    settings = ContrastiveSettings(num_iterations=4, batch_size=8, lr=3e-3, max_length=32)
+    settings = ContrastiveSettings(num_iterations=4, batch_size=8, lr=3e-3, max_steps=None, max_length=32)
     tuned, summary = contrastive_tune(tiny_backbone, texts, labels, settings, device="cpu")
     assert summary["pairs"] == 2 * 4 * len(texts) and summary["steps"] == settings.steps(len(texts)) == 18
     assert _class_separation(tuned, texts, labels) > _class_separation(tiny_backbone, texts, labels) + 0.05
@@ -51,13 +51,13 @@ def test_the_step_pulls_classes_apart_on_a_copy(tiny_backbone):
 def test_a_head_on_the_tuned_encoder_carries_it_and_records_the_step(tiny_backbone, tmp_path):
     texts, labels = labelled_texts()
     model = fit_classifier(tiny_backbone, texts, labels, config(
-        "head", head_init="prototype", contrastive={"num_iterations": 2, "batch_size": 8, "lr": 3e-3}))
-    assert model.training["contrastive"]["pairs"] == 2 * 2 * len(texts)
+        "head", head_init="prototype", contrastive={"num_iterations": 2, "batch_size": 8, "lr": 3e-3, "max_steps": 5}))
+    assert model.training["contrastive"] == {**model.training["contrastive"], "pairs": 2 * 2 * len(texts), "steps": 5}
     assert model.backbone.model is not tiny_backbone.model
     cached = embed_texts(tiny_backbone, texts, normalize=False, device="cpu", progress=False)
     # Features of the untuned encoder do not apply to a tuned one: they are recomputed, not used.
     with_cache = fit_classifier(tiny_backbone, texts, labels, config(
-        "head", head_init="prototype", contrastive={"num_iterations": 2, "batch_size": 8, "lr": 3e-3}),
+        "head", head_init="prototype", contrastive={"num_iterations": 2, "batch_size": 8, "lr": 3e-3, "max_steps": 5}),
         features=cached)
     np.testing.assert_allclose(with_cache.predict_proba(texts), model.predict_proba(texts), atol=1e-6)
     model.save_directory(tmp_path / "model")
