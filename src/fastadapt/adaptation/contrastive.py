@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,11 +44,6 @@ class ContrastiveSettings(Settings):
     max_steps: int | None = 30  # exact step count, as SetFit's; None: one pass over the pairs
     max_length: int = 64  # subword tokens per text
     seed: int = 0
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None, where: str = "contrastive") -> ContrastiveSettings:
-        """Validated settings; a wrong key or value raises `ConfigError` naming `<where>.<key>`."""
-        return super().from_params(params, where)
 
     def validate(self, where: str = "contrastive") -> None:
         check = Checks(self, where)
