@@ -124,7 +124,8 @@ def contrastive_tune(backbone: Backbone, texts: Sequence[str], labels: Sequence[
                      settings: ContrastiveSettings, pooling: str = "mean", device: str = "auto",
                      progress: bool = False) -> tuple[Backbone, dict[str, Any]]:
     """A copy of `backbone` whose encoder went through the contrastive step on (texts, labels),
-    and the training summary (steps, seconds, pairs). `backbone` itself is not changed."""
+    and the training summary (`TrainingResult.summary` and the pair count). `backbone` itself is
+    not changed."""
     from fastadapt.models.training import TrainingConfig, train_model
 
     encoder = copy.deepcopy(backbone.model)
@@ -134,16 +135,11 @@ def contrastive_tune(backbone: Backbone, texts: Sequence[str], labels: Sequence[
     pairs = support_pairs(labels, settings.num_iterations, settings.seed)
     batches = PairBatches(tokenize(backbone.tokenizer, texts, settings.max_length), pairs, settings.batch_size,
                           settings.seed, backbone.tokenizer.pad_token_id)
-    training = TrainingConfig(max_steps=settings.steps(len(texts)), batch_size=settings.batch_size, lr=settings.lr,
-                              warmup_ratio=0.1, seed=settings.seed, device=device,
-                              log_every=max(1, settings.steps(len(texts)) // 5))
-    threads = torch.get_num_threads()
-    try:
-        result = train_model(module, cosine_pair_loss, batches, training, description="contrastive step",
-                             progress=progress)
-    finally:
-        torch.set_num_threads(threads)
+    steps = settings.steps(len(texts))
+    training = TrainingConfig(max_steps=steps, batch_size=settings.batch_size, lr=settings.lr, warmup_ratio=0.1,
+                              seed=settings.seed, device=device, log_every=max(1, steps // 5))
+    result = train_model(module, cosine_pair_loss, batches, training, description="contrastive step",
+                         progress=progress)
     encoder.eval()
-    summary = {"steps": int(result.history["step"].iloc[-1]) if len(result.history) else 0,
-               "seconds": round(float(result.seconds), 2), "pairs": len(pairs[2])}
+    summary = {**result.summary(), "pairs": len(pairs[2])}
     return Backbone(name=backbone.name, model=encoder, tokenizer=backbone.tokenizer), summary

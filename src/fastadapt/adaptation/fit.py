@@ -154,14 +154,6 @@ def _training_config(config: AdaptationConfig, checkpoint_name: str | None):
     return training
 
 
-def _summary(result) -> dict[str, Any]:
-    history = result.history
-    return {"steps": int(history["step"].iloc[-1]) if len(history) else 0,
-            "seconds": round(float(result.seconds), 2), "stop_reason": result.stop_reason,
-            "best_step": result.best_step,
-            "final_loss": float(history["loss"].iloc[-1]) if len(history) else None}
-
-
 def _train(module: nn.Module, loss, batches, config: AdaptationConfig, checkpoint_name: str | None,
            validate, description: str, progress: bool) -> dict[str, Any]:
     from fastadapt.models.training import train_model
@@ -176,7 +168,7 @@ def _train(module: nn.Module, loss, batches, config: AdaptationConfig, checkpoin
     finally:
         torch.set_num_threads(threads)  # `training.num_threads` holds for this fit only
     module.eval()
-    return _summary(result)
+    return result.summary()
 
 
 def _trainable_encoder(backbone: Backbone, config: AdaptationConfig) -> nn.Module:

@@ -42,7 +42,7 @@ from fastadapt.adaptation.lora import LoraSettings, inject_lora
 from fastadapt.models.backbones import Backbone
 from fastadapt.models.batching import length_bucketed_batches, pad_batch, tokenize
 from fastadapt.models.encoder import POOLINGS, pool_hidden_states
-from fastadapt.models.precision import autocast, autocast_dtype
+from fastadapt.models.precision import PRECISIONS, autocast
 from fastadapt.tasks.meta_episodes import TextEpisode
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,8 @@ class MetaLearner(nn.Module):
             raise ValueError(f"pooling is {pooling!r}; allowed: {list(POOLINGS)}")
         if distance not in DISTANCES:
             raise ValueError(f"distance is {distance!r}; allowed: {list(DISTANCES)}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision is {precision!r}; allowed: {list(PRECISIONS)}")
         if not isinstance(max_length, int) or max_length < 2:
             raise ValueError(f"max_length must be an integer >= 2, got {max_length!r}")
         if not isinstance(n_way, int) or n_way < 1:
@@ -103,7 +105,6 @@ class MetaLearner(nn.Module):
         self.head_kind, self.pooling, self.max_length = head, pooling, max_length
         self.n_way, self.distance, self.temperature = n_way, distance, float(temperature)
         self.hidden_size = int(backbone.model.config.hidden_size)
-        autocast_dtype(precision, torch.device("cpu"))  # an unknown name fails here, not mid-training
         self.precision = precision  # the encoder's arithmetic (`fastadapt.models.precision`)
         self.head = None
         if head == "linear":

@@ -159,6 +159,14 @@ class TrainingResult:
     stop_reason: str  # "max_steps" | "max_seconds" | "early_stop"
     seconds: float
 
+    def summary(self) -> dict[str, Any]:
+        """What a fitted model records of its training: steps, seconds, stop reason, best step, last loss."""
+        history = self.history
+        return {"steps": int(history["step"].iloc[-1]) if len(history) else 0,
+                "seconds": round(float(self.seconds), 2), "stop_reason": self.stop_reason,
+                "best_step": self.best_step,
+                "final_loss": float(history["loss"].iloc[-1]) if len(history) else None}
+
 
 # ---- helpers ----------------------------------------------------------------------------------
 
