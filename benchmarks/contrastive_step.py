@@ -77,7 +77,9 @@ def main() -> None:
     started = time.perf_counter()
     for domain in args.domains:
         splits = pd.read_parquet(ROOT / "data" / "04_feature" / domain / "splits.parquet")
-        test = splits[splits["split"] == "test"].sort_values("row_id")
+        # The meta-training corpora keep no test split here: their validation split stands in.
+        scored = "test" if (splits["split"] == "test").any() else "validation"
+        test = splits[splits["split"] == scored].sort_values("row_id")
         if args.test_rows and len(test) > args.test_rows:
             test = test.iloc[np.sort(np.random.default_rng(0).choice(len(test), args.test_rows, replace=False))]
         labels = sorted(set(splits["label"].astype(str)))
@@ -87,7 +89,8 @@ def main() -> None:
             for seed, support in supports.items():
                 for arm in chosen:
                     scores = run_ours(learner, support, test, labels, arm)
-                    rows.append({"domain": domain, "k": k, "seed": seed, "arm": arm.label, **scores})
+                    rows.append({"domain": domain, "k": k, "seed": seed, "arm": arm.label, "scored_split": scored,
+                                 "classes": len(labels), **scores})
                     print(f"{domain:18s} k={k:<3d} seed {seed}  {arm.label:45s} {scores['seconds']:7.2f} s  "
                           f"accuracy {scores['accuracy']:.4f}", flush=True)
     results = pd.DataFrame(rows)

@@ -25,6 +25,7 @@ Test features are computed once per encoder and reused by every frozen-encoder l
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -105,13 +106,24 @@ HEAD_TRAINING = {"max_steps": 200, "batch_size": 32, "lr": 0.05, "weight_decay":
 FULL_TRAINING = {"max_steps": 60, "batch_size": 16, "lr": 3.0e-4, "warmup_ratio": 0.1}
 
 
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """The first 12 hex digits of a sha256 over the model's weights, so that features cached for
+    one encoder are never read back for another saved under the same name (a retrained tagger)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
 class Encoded:
-    """Word features of one corpus split under one encoder, computed once (cached on disk)."""
+    """Word features of one corpus split under one encoder, computed once (cached on disk under
+    the name and the encoder's weights fingerprint)."""
 
     def __init__(self, name: str, backbone, tokens: list[list[str]], threads: int) -> None:
         from fastadapt.adaptation.ner import word_features
 
-        path = OUTPUT / "features" / f"{name}.npz"
+        path = OUTPUT / "features" / f"{name}.{weights_fingerprint(backbone.model)}.npz"
         lengths = np.array([len(t) for t in tokens])
         if path.is_file():
             data = np.load(path)
