@@ -83,3 +83,37 @@ def test_a_tagger_refuses_the_contrastive_step(tiny_backbone):
     with pytest.raises(ValueError, match="contrastive .* applies to text classifiers only"):
         fit_tagger(tiny_backbone, [t for t, _ in SENTENCES], [g for _, g in SENTENCES],
                    config("head", contrastive={"num_iterations": 1}))
+
+
+def test_the_step_runs_only_within_its_class_and_support_limits(tiny_backbone):
+    texts, labels = labelled_texts()
+    n_classes = len(set(labels))
+    per_class = len(texts) / n_classes
+    settings = ContrastiveSettings(max_classes=n_classes, min_per_class=per_class)
+    assert settings.skip_reason(len(texts), n_classes) is None
+    assert settings.skip_reason(len(texts), n_classes + 1) == f"{n_classes + 1} classes > max_classes {n_classes}"
+    assert "texts per class < min_per_class" in ContrastiveSettings(min_per_class=per_class + 1).skip_reason(
+        len(texts), n_classes)
+    block = {"num_iterations": 2, "batch_size": 8, "lr": 3e-3, "max_steps": 5, "max_classes": n_classes - 1}
+    skipped = fit_classifier(tiny_backbone, texts, labels, config("head", head_init="prototype", contrastive=block))
+    plain = fit_classifier(tiny_backbone, texts, labels, config("head", head_init="prototype"))
+    assert skipped.training["contrastive"] == {"skipped": f"{n_classes} classes > max_classes {n_classes - 1}"}
+    assert skipped.backbone.model is tiny_backbone.model and not skipped.encoder_tuned
+    np.testing.assert_allclose(skipped.predict_proba(texts), plain.predict_proba(texts), atol=1e-6)
+    with pytest.raises(ConfigError, match=r"contrastive\.max_classes"):
+        ContrastiveSettings.from_params({"max_classes": 1}, "contrastive")
+
+
+def test_predictions_never_read_cached_features_of_the_encoder_the_step_tuned(tiny_backbone):
+    import pandas as pd
+
+    from fastadapt.adaptation.cache import classification_table
+
+    texts, labels = labelled_texts()
+    tuned = fit_classifier(tiny_backbone, texts, labels, config(
+        "head", head_init="prototype", contrastive={"num_iterations": 2, "batch_size": 8, "lr": 3e-3, "max_steps": 5}))
+    assert tuned.encoder_tuned
+    rows = pd.DataFrame({"row_id": range(len(texts)), "text": texts, "label": labels})
+    stale = embed_texts(tiny_backbone, texts, normalize=False, device="cpu", progress=False)
+    table = classification_table(tuned, rows, stale)
+    assert list(table["predicted"]) == list(tuned.predict(texts))

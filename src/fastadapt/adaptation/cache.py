@@ -51,8 +51,9 @@ class CachedFeatures:
 
 
 def classification_table(model: EncoderClassifier, rows: pd.DataFrame, features: np.ndarray | None) -> pd.DataFrame:
-    """`classification_predictions` of `rows`, from their cached `features` when the model can."""
-    if features is not None and model.strategy in FROZEN_STRATEGIES:
+    """`classification_predictions` of `rows`, from their cached `features` when the model can
+    (a frozen encoder that fitting left as it was)."""
+    if features is not None and model.strategy in FROZEN_STRATEGIES and not model.encoder_tuned:
         return classification_predictions(CachedFeatures(model, rows["text"].tolist(), features), rows)
     return classification_predictions(model, rows)
 

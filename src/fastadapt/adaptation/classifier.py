@@ -179,6 +179,13 @@ class EncoderClassifier:
         self.max_length, self.batch_size, self.device = max_length, batch_size, device
         self.training = dict(training or {})
 
+    @property
+    def encoder_tuned(self) -> bool:
+        """Whether fitting changed the encoder (the contrastive step ran), so that features cached
+        for the encoder it started from no longer describe this model's inputs."""
+        step = self.training.get("contrastive") or {}
+        return bool(step) and "skipped" not in step
+
     # -- features ---------------------------------------------------------------------------
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Pooled, un-normalised encoder features (n, hidden): what a per-domain cache stores."""

@@ -44,6 +44,11 @@ class ContrastiveSettings(Settings):
     max_steps: int | None = 30  # exact step count, as SetFit's; None: one pass over the pairs
     max_length: int = 64  # subword tokens per text
     seed: int = 0
+    # When the step runs: at most `max_classes` classes and at least `min_per_class` support texts
+    # per class on average (None: no limit). benchmarks/README.md ("SetFit's contrastive step")
+    # has the table over 14 corpora that chose `new_task`'s 10 / 10.
+    max_classes: int | None = None
+    min_per_class: float | None = None
 
     def validate(self, where: str = "contrastive") -> None:
         check = Checks(self, where)
@@ -53,6 +58,16 @@ class ContrastiveSettings(Settings):
         check.integer("max_steps", 1, optional=True)
         check.integer("max_length", 2)
         check.integer("seed", 0)
+        check.integer("max_classes", 2, optional=True)
+        check.number("min_per_class", 1, optional=True)
+
+    def skip_reason(self, n_texts: int, n_classes: int) -> str | None:
+        """Why the step does not run on a support set of this size (None: it runs)."""
+        if self.max_classes is not None and n_classes > self.max_classes:
+            return f"{n_classes} classes > max_classes {self.max_classes}"
+        if self.min_per_class is not None and n_texts < self.min_per_class * n_classes:
+            return f"{n_texts / n_classes:.1f} texts per class < min_per_class {self.min_per_class:g}"
+        return None
 
     def steps(self, n_texts: int) -> int:
         """Optimiser steps: `max_steps`, else one pass over the 2 * num_iterations * n pairs."""
