@@ -40,7 +40,26 @@ OUTPUT = ROOT / "data" / "08_reporting" / "contrastive_step"
 BASE = "finetune_head"
 
 
+def scored_rows(splits: pd.DataFrame, support: pd.DataFrame, limit: int | None) -> tuple[pd.DataFrame, str]:
+    """The rows an arm is scored on, and their split: the test split; else validation (the
+    meta-training corpora keep none); else the train rows outside this draw's support (ACID,
+    HINT3). At most `limit` of them, a fixed random sample (rng(0))."""
+    for split in ("test", "validation"):
+        rows = splits[splits["split"] == split]
+        if len(rows):
+            break
+    else:
+        split = "train outside the support"
+        rows = splits[(splits["split"] == "train") & ~splits["text"].isin(set(support["text"]))]
+    rows = rows.sort_values("row_id")
+    if limit and len(rows) > limit:
+        rows = rows.iloc[np.sort(np.random.default_rng(0).choice(len(rows), limit, replace=False))]
+    return rows, split
+
+
 def arms(head_options: dict, iterations: list[int], max_steps: list[int | None], rates: list[float]) -> list[Arm]:
+    # The plain head is `new_task`'s finetune_head without its contrastive block, if it has one.
+    head_options = {key: value for key, value in head_options.items() if key != "contrastive"}
     chosen = [Arm(BASE, "finetune_head", head_options)]
     for count in iterations:
         for cap in max_steps:
@@ -77,22 +96,23 @@ def main() -> None:
     started = time.perf_counter()
     for domain in args.domains:
         splits = pd.read_parquet(ROOT / "data" / "04_feature" / domain / "splits.parquet")
-        # The meta-training corpora keep no test split here: their validation split stands in.
-        scored = "test" if (splits["split"] == "test").any() else "validation"
-        test = splits[splits["split"] == scored].sort_values("row_id")
-        if args.test_rows and len(test) > args.test_rows:
-            test = test.iloc[np.sort(np.random.default_rng(0).choice(len(test), args.test_rows, replace=False))]
-        labels = sorted(set(splits["label"].astype(str)))
         for k in args.ks:
-            supports = support_sets(splits, k, args.seeds)
+            # Classes with fewer than k train rows cannot be drawn k-shot (ATIS has some): left out.
+            counts = splits.loc[splits["split"] == "train", "label"].value_counts()
+            kept = splits[splits["label"].isin(counts[counts >= k].index)]
+            labels = sorted(set(kept["label"].astype(str)))
+            supports = support_sets(kept, k, args.seeds)
             adapt(learner, supports[args.seeds[0]].groupby("label").head(1).head(2), "prototype")  # warm-up
             for seed, support in supports.items():
+                test, scored = scored_rows(kept, support, args.test_rows)
                 for arm in chosen:
                     scores = run_ours(learner, support, test, labels, arm)
                     rows.append({"domain": domain, "k": k, "seed": seed, "arm": arm.label, "scored_split": scored,
                                  "classes": len(labels), **scores})
                     print(f"{domain:18s} k={k:<3d} seed {seed}  {arm.label:45s} {scores['seconds']:7.2f} s  "
                           f"accuracy {scores['accuracy']:.4f}", flush=True)
+        OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(OUTPUT.with_suffix(".partial.csv"), index=False)  # a crash keeps what ran
     results = pd.DataFrame(rows)
     wide = results.pivot_table(index=["domain", "k", "seed"], columns="arm", values="accuracy")
     diffs = paired_differences(wide, [(arm.label, BASE) for arm in chosen[1:]], by=["domain", "k"], distribution="t")

@@ -13,9 +13,12 @@ Stages (each reuses what the previous one saved under `data/06_models/ner_few_sh
 Learners. Source taggers are MiniLM fine-tuned on CoNLL-2003 train (`pretrain_tagger`):
 `source_all` on all four types (it never sees CrossNER, so it is the domain-transfer learner for
 every CrossNER domain), `source_<T>` with type T relabelled O (tag-set extension fold T; the
-leak check of `pretrain_tagger` guarantees T was never seen). On each support draw (greedy, k
+leak check of `pretrain_tagger` guarantees T was never seen), and `source_lodo_<D>` on CoNLL-2003
+train plus the train splits of the four CrossNER domains other than D (CoNLL's types under
+CrossNER's names), the domain-transfer learner of `evaluate --domain-source lodo`. On each support draw (greedy, k
 mentions per type, `draw_ner_kshot`) we compare, on the same draws:
   nnshot / structshot         on the source tagger's encoder (StructShot: source transitions)
+  *_lodo                      the same learners on `source_lodo_<D>` (CrossNER domain D)
   head_source                 a linear token head on the source encoder's frozen features
   full_source                 fine-tuning the source encoder with a fresh head (finetune_all)
   prototype_minilm / head_minilm   the strategies new_task had before, on plain MiniLM
@@ -49,6 +52,9 @@ OUTPUT = ROOT / "data" / "07_model_output" / "ner_few_shot"
 REPORT = ROOT / "data" / "08_reporting" / "ner_few_shot.md"
 CONLL_TYPES = ["LOC", "MISC", "ORG", "PER"]
 CROSSNER = ["politics", "science", "music", "literature", "ai"]
+# CoNLL-2003's types under the names CrossNER gives the same types, so one head learns each once.
+CONLL_TO_CROSSNER = {"PER": "person", "LOC": "location", "ORG": "organisation", "MISC": "misc"}
+LODO_PREFIX = "lodo_"
 
 
 def read_conll_split(split: str) -> pd.DataFrame:
@@ -69,6 +75,25 @@ def read_crossner_split(domain: str, split: str) -> pd.DataFrame:
     return rows.assign(row_id=np.arange(len(rows)))
 
 
+def source_sentences(conll_train: pd.DataFrame, fold: str, repeat: int = 1) -> tuple[list[list[str]], list[list[str]]]:
+    """The source tagger's training sentences: CoNLL-2003 train, and for `lodo_<D>` also the
+    train splits of the other CrossNER domains (each sentence `repeat` times: they are 500
+    against CoNLL's 14,041), with CoNLL's types renamed as CrossNER names them."""
+    tokens, tags = conll_train["tokens"].tolist(), conll_train["tags"].tolist()
+    if not fold.startswith(LODO_PREFIX):
+        return tokens, tags
+    left_out = fold[len(LODO_PREFIX):]
+    if left_out not in CROSSNER:
+        sys.exit(f"--folds {fold}: expected {LODO_PREFIX}<domain> with a domain of {CROSSNER}")
+    rename = {f"{p}-{t}": f"{p}-{n}" for t, n in CONLL_TO_CROSSNER.items() for p in "BI"}
+    tags = [[rename.get(tag, tag) for tag in sentence] for sentence in tags]
+    for domain in CROSSNER:
+        if domain != left_out:
+            rows = read_crossner_split(domain, "train")
+            tokens, tags = tokens + rows["tokens"].tolist() * repeat, tags + rows["tags"].tolist() * repeat
+    return tokens, tags
+
+
 def pretrain(args: argparse.Namespace) -> None:
     """One source tagger per held-out fold (and `all`), saved as model directories."""
     from fastadapt.adaptation import AdaptationConfig
@@ -78,6 +103,7 @@ def pretrain(args: argparse.Namespace) -> None:
     train = read_conll_split("train")
     train = train[train["tokens"].map(len) > 0]
     for fold in args.folds:
+        tokens, tags = source_sentences(train, fold, args.crossner_repeat)
         target = MODELS / f"source_{fold}"
         if (target / "tagger.json").is_file() and not args.force:
             print(f"{target} exists; skipping (--force to retrain)", flush=True)
@@ -88,10 +114,12 @@ def pretrain(args: argparse.Namespace) -> None:
             "casing": fold == "all_cased",
             "training": {"max_steps": args.steps, "batch_size": 16, "lr": args.lr, "warmup_ratio": 0.1,
                          "device": args.device, "num_threads": args.threads, "log_every": 50, "seed": 0}})
-        held_out = [] if fold in ("all", "all_cased") else [fold]
+        held_out = [fold] if fold in CONLL_TYPES else []
         started = time.perf_counter()
-        tagger = pretrain_tagger(load_backbone("minilm-l6"), train["tokens"].tolist(), train["tags"].tolist(), config,
-                                 held_out=held_out, source="conll2003 train", progress=args.progress)
+        source = ("conll2003 train + crossner train of " + ", ".join(d for d in CROSSNER if d != fold[len(LODO_PREFIX):])
+                  if fold.startswith(LODO_PREFIX) else "conll2003 train")
+        tagger = pretrain_tagger(load_backbone("minilm-l6"), tokens, tags, config,
+                                 held_out=held_out, source=source, progress=args.progress)
         partial = target.with_name(target.name + ".partial")
         tagger.save_directory(partial)
         if target.exists():
@@ -207,12 +235,12 @@ def learner_rows(learner, support, test, test_features, support_features, thread
     from fastadapt.adaptation.ner import word_features
 
     rows = []
-    is_source = source_name == "source"
+    is_source = source_name != "minilm"
     if support_features is None:  # the support once per draw, for every frozen-encoder learner
         backbone = learner.backbone if is_source else learner
         support_features = word_features(backbone, support["tokens"].tolist(), 128, 64, "cpu")
     for strategy, temperature, weight in GRID:
-        name = strategy if is_source else f"{strategy}_minilm"
+        name = strategy if source_name == "source" else f"{strategy}_{source_name}"
         metrics = adapt_and_score(learner, strategy, support, test, test_features, support_features, threads,
                                   temperature=temperature, transition_weight=weight)
         rows.append({"learner": name, "temperature": temperature, "transition_weight": weight, **metrics})
@@ -321,9 +349,14 @@ def evaluate(args: argparse.Namespace) -> None:
     for domain in args.domains:
         domain_train, domain_test = read_crossner_split(domain, "train"), read_crossner_split(domain, "test")
         minilm = minilm or load_backbone("minilm-l6")
-        tagger = source_tagger("all")
-        for name, learner, backbone in (("source", tagger, tagger.backbone), ("minilm", minilm, minilm)):
-            encoder = "source_all" if name == "source" else "minilm"
+        if args.domain_source == "lodo":  # only the learners on the leave-this-domain-out source
+            tagger = source_tagger(LODO_PREFIX + domain)
+            learners = (("lodo", tagger, tagger.backbone),)
+        else:
+            tagger = source_tagger("all")
+            learners = (("source", tagger, tagger.backbone), ("minilm", minilm, minilm))
+        for name, learner, backbone in learners:
+            encoder = {"source": "source_all", "minilm": "minilm", "lodo": f"source_lodo_{domain}"}[name]
             test_features = Encoded(f"{encoder}_crossner_{domain}_test", backbone, domain_test["tokens"].tolist(),
                                     args.threads)
             for seed in args.seeds:
@@ -331,7 +364,7 @@ def evaluate(args: argparse.Namespace) -> None:
                     continue
                 support = support_rows(domain_train, 5, seed)
                 rows = learner_rows(learner, support, domain_test, test_features, None, args.threads, name,
-                                    name == "source" and seed in args.full_seeds)
+                                    name != "minilm" and seed in args.full_seeds)
                 results.add([{"experiment": "domain", "encoder": encoder, "corpus": domain, "k": 5, "seed": seed,
                               "n_support": len(support), "f1_heldout": np.nan, **row} for row in rows])
                 print(f"domain {domain} {encoder} seed={seed}: " + ", ".join(
@@ -414,6 +447,10 @@ LEARNER_LABELS = {
     "nnshot_minilm": "NNShot, plain MiniLM",
     "prototype_minilm": "prototype, plain MiniLM (old default)",
     "head_minilm": "frozen MiniLM + head (old finetune_head)",
+    "structshot_lodo": "StructShot, CoNLL + other CrossNER domains",
+    "nnshot_lodo": "NNShot, CoNLL + other CrossNER domains",
+    "head_lodo": "frozen CoNLL + other-CrossNER encoder + head",
+    "full_lodo": "full fine-tuning from the CoNLL + other-CrossNER encoder",
 }
 
 
@@ -437,7 +474,7 @@ def report(args: argparse.Namespace) -> None:
     settings = chosen_settings()
     keep = np.ones(len(results), dtype=bool)
     for strategy, chosen in settings.items():  # NNShot / StructShot rows of the setting chosen on testa
-        rows = results["learner"].isin([strategy, f"{strategy}_minilm"]).to_numpy()
+        rows = results["learner"].isin([strategy, f"{strategy}_minilm", f"{strategy}_lodo"]).to_numpy()
         match = (results["temperature"] == chosen["temperature"]) & (results["transition_weight"] == chosen["transition_weight"])
         keep &= ~rows | match.to_numpy()
     results = results[keep]
@@ -460,7 +497,8 @@ def report(args: argparse.Namespace) -> None:
                        f"{training.get('batch_size', 16)}, {lr} ({training.get('seconds', 0):.0f} s, "
                        f"held out {training.get('held_out')})")
     if budgets:
-        lines += ["Source taggers (MiniLM fully fine-tuned on CoNLL-2003 train): " + "; ".join(budgets)
+        lines += ["Source taggers (MiniLM fully fine-tuned on CoNLL-2003 train; `source_lodo_<D>` also on the "
+                  "other CrossNER domains' train splits): " + "; ".join(budgets)
                   + ". Cells with n below 5 seeds (or 4 folds x 5 seeds) are runs this CPU budget did not reach; "
                   "`evaluate` resumes where it stopped.", ""]
     tagset = results[results["experiment"] == "tagset"]
@@ -486,7 +524,9 @@ def report(args: argparse.Namespace) -> None:
     if not domain.empty:
         domains = [d for d in CROSSNER if d in set(domain["corpus"])]
         lines += ["## Domain transfer to CrossNER (5-shot, greedy)", "",
-                  "The source tagger is fine-tuned on CoNLL-2003 train only: it never saw any CrossNER domain. "
+                  "The source tagger is fine-tuned on CoNLL-2003 train only: it never saw any CrossNER domain; "
+                  "the `CoNLL + other CrossNER domains` learners use `source_lodo_<D>`, fine-tuned on CoNLL-2003 "
+                  "train and the train splits of the four other domains, so they never saw domain D either. "
                   "Support: greedy 5 mentions of every type of the domain's train split; entity F1 (micro, all "
                   "the domain's types) on its whole test split. Target: mean entity F1 >= 0.30.", "",
                   "| learner | " + " | ".join(domains) + " | mean |", "|---|" + "---|" * (len(domains) + 1)]
@@ -544,7 +584,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stage", choices=["pretrain", "evaluate", "casing", "report", "all"])
     parser.add_argument("--folds", nargs="*", default=None,
-                        help="pretrain: all, all_cased, PER...; evaluate: PER..., minilm")
+                        help="pretrain: all, all_cased, PER..., lodo_<crossner domain>; evaluate: PER..., minilm")
     parser.add_argument("--steps", type=int, default=300, help="source-tagger fine-tuning steps (batch 16)")
     parser.add_argument("--lr", type=float, default=1.0e-4)
     parser.add_argument("--threads", type=int, default=1)
@@ -560,6 +600,10 @@ def main() -> None:
     parser.add_argument("--tag", default="main", help="name of this invocation's results file")
     parser.add_argument("--casing-rows", type=int, default=3000, help="train sentences of the casing measurement")
     parser.add_argument("--domains", nargs="*", default=CROSSNER)
+    parser.add_argument("--crossner-repeat", type=int, default=4,
+                        help="pretrain lodo_<D>: times each CrossNER train sentence joins CoNLL's")
+    parser.add_argument("--domain-source", choices=["all", "lodo"], default="all",
+                        help="evaluate: the CrossNER learners on source_all and MiniLM, or on source_lodo_<domain>")
     args = parser.parse_args()
     if args.folds is None:
         args.folds = ["all", *CONLL_TYPES] if args.stage == "pretrain" else [*CONLL_TYPES, "minilm"]
