@@ -208,5 +208,9 @@ def test_task_settings_and_strategy_options_name_the_parameter():
     block = {"prototype": {"label_names": True}, "tfidf": None}
     assert strategy_options(block, AdaptStrategy.PROTOTYPE, "new_task.strategies") == {"label_names": True}
     assert strategy_options(block, "tfidf", "new_task.strategies") == {}
+    head = {"finetune_head": {"head_init": "prototype", "label_names": True, "contrastive": {"max_classes": 20}}}
+    assert strategy_options(head, "finetune_head", "new_task.strategies") == head["finetune_head"]
+    # The text-only options stay out of an NER task's options: one block serves both kinds.
+    assert strategy_options(head, "finetune_head", "new_task.strategies", "ner") == {"head_init": "prototype"}
     with pytest.raises(ConfigError, match=r"new_task\.strategies: unknown setting\(s\) \['finetune_heads'\]"):
         strategy_options({"finetune_heads": {}}, "prototype", "new_task.strategies")

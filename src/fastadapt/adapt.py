@@ -125,13 +125,21 @@ def resolve_strategy(strategy: str, kind: str) -> str:
     return AUTO_STRATEGY[kind] if strategy == "auto" else strategy
 
 
-def strategy_options(block: Mapping[str, Any] | None, strategy: str | AdaptStrategy, where: str) -> dict[str, Any]:
+# Options of a text classifier only: a strategies block serves text and NER tasks alike, so an NER
+# task leaves them out of it (passed to `adapt` for an NER support set directly, they are errors).
+TEXT_ONLY_OPTIONS = ("contrastive", "label_names")
+
+
+def strategy_options(block: Mapping[str, Any] | None, strategy: str | AdaptStrategy, where: str,
+                     kind: str = "text_classification") -> dict[str, Any]:
     """The options `block` (strategy name -> `adapt` options, e.g. `new_task.strategies`) holds for
-    `strategy`; a key that names no strategy raises `ConfigError` (a typo would be ignored)."""
+    `strategy` on a task of `kind`; a key that names no strategy raises `ConfigError` (a typo
+    would be ignored)."""
     options = check_keys(block, STRATEGIES, where).get(str(strategy))
     if options is not None and not isinstance(options, Mapping):
         raise ConfigError(f"{where}.{strategy} is {options!r}; allowed: a mapping of adapt() options")
-    return dict(options or {})
+    options = dict(options or {})
+    return {k: v for k, v in options.items() if k not in TEXT_ONLY_OPTIONS} if kind == "ner" else options
 
 
 TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")  # a folder under data/01_raw/tasks

@@ -45,7 +45,7 @@ def adapt_task(train: pd.DataFrame, test: pd.DataFrame, read_info: Mapping[str, 
     ner = "tags" in train
     task = TaskSettings.from_params(task).resolved("ner" if ner else "text_classification")
     strategy = task.strategy
-    options = strategy_options(strategies, strategy, "new_task.strategies")
+    options = strategy_options(strategies, strategy, "new_task.strategies", "ner" if ner else "text_classification")
     support = draw_support(train, task.name, task.shots, task.seed)
     learner = _learner(task, ner_source_tagger if ner and ner_source_tagger is not None else meta_learner,
                        pretrained_backbone)
