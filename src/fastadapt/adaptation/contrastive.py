@@ -46,7 +46,7 @@ class ContrastiveSettings(Settings):
     seed: int = 0
     # When the step runs: at most `max_classes` classes and at least `min_per_class` support texts
     # per class on average (None: no limit). benchmarks/README.md ("SetFit's contrastive step")
-    # has the table over 14 corpora that chose `new_task`'s 10 / 10.
+    # has the table over 18 corpora that chose `new_task`'s 15 / 10.
     max_classes: int | None = None
     min_per_class: float | None = None
 
