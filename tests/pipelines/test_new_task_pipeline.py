@@ -71,12 +71,12 @@ def run_task(monkeypatch):
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    def run(project: Path, **task):
+    def run(project: Path, params: dict | None = None, **task):
         monkeypatch.setenv("KEDRO_PROJECT_PATH", str(project))
         monkeypatch.chdir(project)
         bootstrap_project(project)
         try:
-            with KedroSession.create(project_path=project, runtime_params={"task": task}) as session:
+            with KedroSession.create(project_path=project, runtime_params={"task": task, **(params or {})}) as session:
                 return session.run(pipeline_names=["new_task"])
         finally:
             end_session_state()
@@ -99,10 +99,22 @@ def test_a_text_task_is_adapted_with_shots_per_class_and_scored_on_its_test_file
     assert metrics["macro_f1"] == pytest.approx(f1_score(
         predictions["label"], predictions["predicted"], labels=metrics["classes"], average="macro", zero_division=0))
     assert metrics["adaptation_seconds"] > 0
+    # The default head's contrastive step needs 10 texts per class: two are too few.
+    assert metrics["contrastive"] == {"skipped": "2.0 texts per class < min_per_class 10"}
     assert metrics["source_model"].startswith("protonet on tiny-bert, class split 01")
     assert metrics["classes"] == ["account", "billing", "delivery"]
     assert list(predictions.columns[:3]) == ["row_id", "label", "predicted"]
     assert len(predictions) == 6 and {"proba__account", "proba__billing", "proba__delivery"} <= set(predictions)
+
+
+def test_the_contrastive_step_runs_within_its_limits_and_the_metrics_record_it(project, run_task):
+    head = {"head_init": "prototype", "label_names": True, "training": {"max_steps": 20},
+            "contrastive": {"num_iterations": 1, "max_steps": 3, "max_classes": 3, "min_per_class": 6}}
+    run_task(project, params={"new_task": {"strategies": {"finetune_head": head}}}, name="support_tickets",
+             strategy="finetune_head")
+    metrics, _ = outputs(project, "support_tickets")
+    assert metrics["n_train"] == 18 and metrics["contrastive"]["steps"] == 3
+    assert metrics["contrastive"]["pairs"] == 2 * 18
 
 
 def test_without_shots_the_whole_train_file_is_used_and_tfidf_needs_no_model(project, run_task):

@@ -74,6 +74,8 @@ def adapt_task(train: pd.DataFrame, test: pd.DataFrame, read_info: Mapping[str, 
         "n_train": int(len(support)), "n_train_available": int(len(train)), "n_test": int(len(test)),
         ("entity_types" if ner else "classes"): labels,
         "adaptation_seconds": round(float(predictor.adaptation_seconds), 4),
+        # SetFit's contrastive step: its training summary, why it was skipped, or None (not configured).
+        "contrastive": (getattr(predictor.model, "training", None) or {}).get("contrastive"),
         "quarantined": int(read_info.get("quarantined", 0)),
         "unseen_test_labels": list(read_info.get("unseen_test_labels", [])),
         "n_test_unseen_label": int(read_info.get("n_test_unseen_label", 0)),
