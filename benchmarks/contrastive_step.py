@@ -58,13 +58,13 @@ def scored_rows(splits: pd.DataFrame, support: pd.DataFrame, limit: int | None) 
 
 
 def arms(head_options: dict, iterations: list[int], max_steps: list[int | None], rates: list[float]) -> list[Arm]:
-    # The plain head is `new_task`'s finetune_head without its contrastive block, if it has one.
-    head_options = {key: value for key, value in head_options.items() if key != "contrastive"}
-    chosen = [Arm(BASE, "finetune_head", head_options)]
+    # The plain head is `new_task`'s finetune_head without the contrastive step.
+    chosen = [Arm(BASE, "finetune_head", {**head_options, "contrastive": None})]
     for count in iterations:
         for cap in max_steps:
             for lr in rates:
-                block = {"num_iterations": count, "lr": lr, **({"max_steps": cap} if cap else {})}
+                # Always run, whatever the task's size (the default block's limits lifted).
+                block = {"num_iterations": count, "lr": lr, "max_steps": cap, "max_classes": None, "min_per_class": None}
                 label = f"{BASE} + contrastive R={count}, lr {lr:g}" + (f", {cap} steps" if cap else "")
                 chosen.append(Arm(label, "finetune_head", {**head_options, "contrastive": block}))
     return chosen
