@@ -97,13 +97,10 @@ def test_tfidf_learns_the_keywords():
 
 def test_a_meta_learned_protonet_adapts_with_its_own_rule_and_as_a_backbone(protonet):
     support, query = rows(3, seed=3), rows(2, seed=4)
-    own = adapt(protonet, support, "prototype", label_names=False)
+    own = adapt(protonet, support, "prototype")
     meta = adapt(protonet, support, "meta")
     texts = query["text"].tolist()
     assert np.allclose(own.predict_proba(texts), meta.predict_proba(texts))
-    # By default the class names join the support set (DEFAULT_OPTIONS): other prototypes.
-    named = adapt(protonet, support, "prototype")
-    assert not np.allclose(named.predict_proba(texts), own.predict_proba(texts))
     assert own.source.startswith("protonet on tiny-bert, class split 01")
     cosine = adapt(protonet, support, "prototype", metric="cosine")  # options: the frozen-encoder route
     assert type(cosine.model).__name__ == "EncoderClassifier"
@@ -217,23 +214,3 @@ def test_task_settings_and_strategy_options_name_the_parameter():
     assert strategy_options(head, "finetune_head", "new_task.strategies", "ner") == {"head_init": "prototype"}
     with pytest.raises(ConfigError, match=r"new_task\.strategies: unknown setting\(s\) \['finetune_heads'\]"):
         strategy_options({"finetune_heads": {}}, "prototype", "new_task.strategies")
-
-
-def test_options_merge_over_each_strategys_defaults_and_ner_leaves_the_text_only_ones_out():
-    from fastadapt.adapt import DEFAULT_OPTIONS, with_defaults
-
-    text = with_defaults("finetune_head", "text_classification", {"training": {"max_steps": 3}, "contrastive": None})
-    assert text["training"] == {**DEFAULT_OPTIONS["finetune_head"]["training"], "max_steps": 3}
-    assert text["contrastive"] is None and text["head_init"] == "prototype" and text["label_names"] is True
-    ner = with_defaults("finetune_head", "ner", {})
-    assert "contrastive" not in ner and "label_names" not in ner and ner["head_init"] == "prototype"
-    assert with_defaults("meta", "text_classification", {}) == {}
-    assert with_defaults("structshot", "ner", {"temperature": 5.0}) == {"temperature": 5.0, "transition_weight": 0.1}
-
-
-def test_a_head_adapted_with_no_options_is_the_tuned_default(backbone):
-    support, texts = rows(3, seed=3), rows(2, seed=4)["text"].tolist()
-    default = adapt(backbone, support, "finetune_head", training=FEW_STEPS)
-    assert default.model.training["contrastive"] == {"skipped": "3.0 texts per class < min_per_class 10"}
-    random_start = adapt(backbone, support, "finetune_head", training=FEW_STEPS, head_init="random", label_names=False)
-    assert not np.allclose(default.predict_proba(texts), random_start.predict_proba(texts))

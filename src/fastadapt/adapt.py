@@ -39,8 +39,7 @@ options: for prototype / finetune_*: `fastadapt.adaptation.AdaptationConfig` set
     keyword arguments of `fit_classifier` / `fit_tagger` (features, validation, seed,
     checkpoint_name, progress); for nnshot / structshot: `fit_nnshot`'s (temperature,
     transition_weight, transitions, max_length, batch_size, device, features, k, seed, progress);
-    for tfidf: `TfidfLogisticRegression` settings. Options not given take the strategy's
-    `DEFAULT_OPTIONS` (the settings the benchmarks chose; mappings merge key by key).
+    for tfidf: `TfidfLogisticRegression` settings.
 
 Nothing is trained here: the work is done by `fastadapt.adaptation.fit_classifier` /
 `fit_tagger`, the meta-learning algorithms' `adapt` and `TfidfLogisticRegression.fit`. The result
@@ -61,7 +60,7 @@ import numpy as np
 import pandas as pd
 
 from fastadapt.adaptation.strategies import STRATEGIES, AdaptationConfig, AdaptStrategy
-from fastadapt.config import Checks, ConfigError, Settings, check_keys, deep_merge
+from fastadapt.config import Checks, ConfigError, Settings, check_keys
 
 FIT_OPTIONS = {"features", "validation", "validation_features", "seed", "checkpoint_name", "progress", "k"}
 # The settings of `AdaptationConfig` a strategy's options may hold (all of its fields but the strategy).
@@ -72,50 +71,17 @@ NER_STRATEGIES = ["nnshot", "structshot", "prototype", "finetune_head", "finetun
 TFIDF_OPTIONS = {"analyzer", "ngram_range", "min_df", "sublinear_tf", "C", "max_iter", "class_weight", "seed"}
 
 
-# Options of a text classifier only: a strategies block serves text and NER tasks alike, so an NER
-# task leaves them out of it (passed to `adapt` for an NER support set directly, they are errors).
-TEXT_ONLY_OPTIONS = ("contrastive", "label_names")
-
-
-# Each strategy's defaults: what `adapt` uses for an option it is not given, and so what `new_task`
-# uses (`new_task.strategies` holds overrides). A given option is merged over these, mappings key by
-# key (`training={"max_steps": 100}` keeps the rest); `contrastive=None` turns the step off. An NER
-# support set leaves the text-only defaults (`TEXT_ONLY_OPTIONS`) out.
-DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    # label_names: each class name joins the support set where the labels are words.
-    "prototype": {"label_names": True},
-    # NER: chosen on CoNLL testa over the four tag-set folds (benchmarks/ner_few_shot.py,
-    # ner_few_shot.md "Settings chosen on CoNLL testa"), never on testb or CrossNER.
-    "nnshot": {"temperature": 10.0},
-    "structshot": {"temperature": 50.0, "transition_weight": 0.1},
-    # The head starts as the prototype classifier of the (meta-learned) metric (data/08_reporting/
-    # meta_learning.md: ahead of prototypes in every leave-one-domain-out cell). SetFit's contrastive
-    # step runs on tasks of at most 15 classes with 10 texts per class: benchmarks/README.md
-    # ("SetFit's contrastive step", 18 corpora: +5.7 points there, nothing or harm elsewhere).
-    "finetune_head": {"head_init": "prototype", "label_names": True, "temperature": 20.0,
-                      "training": {"max_steps": 200, "batch_size": 32, "lr": 0.05, "weight_decay": 0.0,
-                                   "warmup_ratio": 0.0, "log_every": 50},
-                      "contrastive": {"num_iterations": 5, "max_steps": 30, "lr": 1.0e-4, "max_classes": 15,
-                                      "min_per_class": 10}},
-    # A head started from the prototypes needs no large rate to catch up with the encoder's.
-    "finetune_all": {"head_init": "prototype", "label_names": True, "temperature": 20.0,
-                     "training": {"max_steps": 75, "batch_size": 32, "lr": 5.0e-5, "warmup_ratio": 0.1,
-                                  "log_every": 10}},
-    # A fresh head shares LoRA's rate, so a few steps need a large one (Banking77, 10 shots, 60
-    # steps: LoRA 1e-3 reaches 33 % accuracy, 5e-3 70 %).
-    "finetune_lora": {"lora": {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["query", "value"]},
-                      "training": {"max_steps": 60, "batch_size": 16, "lr": 5.0e-3, "warmup_ratio": 0.1,
-                                   "log_every": 10}},
-    "tfidf": {"ngram_range": [1, 2], "min_df": 1, "sublinear_tf": True, "C": 10.0, "max_iter": 2000, "seed": 0},
+# "A few steps" from the (meta-learned) initialisation: the defaults of each fine-tuning strategy,
+# merged under `training=` (fastadapt.models.training.TrainingConfig).
+DEFAULT_TRAINING = {
+    "finetune_head": {"max_steps": 200, "batch_size": 32, "lr": 0.05, "weight_decay": 0.0, "warmup_ratio": 0.0,
+                      "log_every": 50},
+    # The head starts untrained and shares the encoder's learning rate, so a few steps need a
+    # larger rate than a long fine-tuning would (Banking77, 10 shots, 60 steps: 5e-5 reaches 23 %
+    # accuracy, 3e-4 about 60 %; LoRA 1e-3 33 %, 5e-3 70 %).
+    "finetune_all": {"max_steps": 60, "batch_size": 16, "lr": 3.0e-4, "warmup_ratio": 0.1, "log_every": 10},
+    "finetune_lora": {"max_steps": 60, "batch_size": 16, "lr": 5.0e-3, "warmup_ratio": 0.1, "log_every": 10},
 }
-
-
-def with_defaults(strategy: str, kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """`options` merged over `strategy`'s `DEFAULT_OPTIONS` for a task of `kind`."""
-    defaults = DEFAULT_OPTIONS.get(strategy, {})
-    if kind == "ner":
-        defaults = {k: v for k, v in defaults.items() if k not in TEXT_ONLY_OPTIONS}
-    return deep_merge(defaults, options)
 
 
 @dataclass
@@ -157,6 +123,11 @@ AUTO_STRATEGY = {"text_classification": "finetune_head", "ner": "structshot"}
 def resolve_strategy(strategy: str, kind: str) -> str:
     """`strategy`, or the default of the task kind when it is `auto`."""
     return AUTO_STRATEGY[kind] if strategy == "auto" else strategy
+
+
+# Options of a text classifier only: a strategies block serves text and NER tasks alike, so an NER
+# task leaves them out of it (passed to `adapt` for an NER support set directly, they are errors).
+TEXT_ONLY_OPTIONS = ("contrastive", "label_names")
 
 
 def strategy_options(block: Mapping[str, Any] | None, strategy: str | AdaptStrategy, where: str,
@@ -231,7 +202,6 @@ def adapt(learner: Any, support: pd.DataFrame, strategy: str | AdaptStrategy = "
     name = check_strategy(strategy, where)
     kind = _support_kind(support)
     n_support = len(support)
-    options = with_defaults(name, kind, options)
     if name == "tfidf":
         return _timed(lambda: _tfidf(support, kind, options, where), name, kind, n_support, "tfidf")
     if learner is None:
@@ -417,10 +387,11 @@ def _adaptation_config(strategy: str, options: Mapping[str, Any], where: str):
         raise ConfigError(f"{where} '{strategy}': unknown option(s) {unknown}; allowed: "
                           f"{sorted(CONFIG_OPTIONS | FIT_OPTIONS)}")
     settings = {k: v for k, v in options.items() if k in CONFIG_OPTIONS}
-    if strategy in ("finetune_head", "finetune_all", "finetune_lora"):
+    if strategy in DEFAULT_TRAINING:
         training = settings.get("training") or {}
         if not isinstance(training, Mapping):
             raise ConfigError(f"{where}.training must be a mapping of training settings; got {training!r}")
+        settings["training"] = {**DEFAULT_TRAINING[strategy], **training}
     elif "training" in settings or "lora" in settings:
         raise ConfigError(f"{where} '{strategy}' trains nothing: options training and lora do not apply")
     if strategy != "finetune_lora" and "lora" in settings:
@@ -451,5 +422,5 @@ def _tfidf(support: pd.DataFrame, kind: str, options: Mapping[str, Any], where: 
         raise
 
 
-__all__ = ["AUTO_STRATEGY", "DEFAULT_OPTIONS", "STRATEGIES", "AdaptStrategy", "AdaptedPredictor", "TaskSettings", "adapt", "check_strategy",
+__all__ = ["AUTO_STRATEGY", "STRATEGIES", "AdaptStrategy", "AdaptedPredictor", "TaskSettings", "adapt", "check_strategy",
            "resolve_strategy", "strategy_options"]
