@@ -39,7 +39,10 @@ options: for prototype / finetune_*: `fastadapt.adaptation.AdaptationConfig` set
     keyword arguments of `fit_classifier` / `fit_tagger` (features, validation, seed,
     checkpoint_name, progress); for nnshot / structshot: `fit_nnshot`'s (temperature,
     transition_weight, transitions, max_length, batch_size, device, features, k, seed, progress);
-    for tfidf: `TfidfLogisticRegression` settings.
+    for tfidf: `TfidfLogisticRegression` settings. Options not given take the settings classes'
+    plain defaults; the tuned options `new_task` uses (the prototype-started head, class names,
+    SetFit's contrastive step where it pays) are `new_task.strategies` in
+    conf/base/parameters_new_task.yml: pass them for the same results from Python.
 
 Nothing is trained here: the work is done by `fastadapt.adaptation.fit_classifier` /
 `fit_tagger`, the meta-learning algorithms' `adapt` and `TfidfLogisticRegression.fit`. The result
