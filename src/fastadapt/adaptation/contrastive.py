@@ -35,13 +35,13 @@ from fastadapt.models.encoder import pool_hidden_states
 @dataclass(frozen=True)
 class ContrastiveSettings(Settings):
     """The contrastive step's settings, under SetFit's names. The defaults are the setting measured
-    in benchmarks/README.md ("SetFit's contrastive step"): 30 steps fit the ~30 s budget whatever
+    in benchmarks/README.md ("SetFit's contrastive step"): 20 steps fit the ~30 s budget whatever
     the support size, and lr 1e-4 was the steadier of the two rates tried there."""
 
     num_iterations: int = 5  # positive and negative pairs drawn per support text (SetFit: 20)
     batch_size: int = 16  # pairs per step (SetFit's default)
     lr: float = 1e-4  # body learning rate (SetFit: 2e-5 over many more steps)
-    max_steps: int | None = 30  # exact step count, as SetFit's; None: one pass over the pairs
+    max_steps: int | None = 20  # exact step count, as SetFit's; None: one pass over the pairs
     max_length: int = 64  # subword tokens per text
     seed: int = 0
     # When the step runs: at most `max_classes` classes and at least `min_per_class` support texts
