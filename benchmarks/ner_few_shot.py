@@ -75,23 +75,24 @@ def read_crossner_split(domain: str, split: str) -> pd.DataFrame:
     return rows.assign(row_id=np.arange(len(rows)))
 
 
-def source_sentences(conll_train: pd.DataFrame, fold: str, repeat: int = 1) -> tuple[list[list[str]], list[list[str]]]:
-    """The source tagger's training sentences: CoNLL-2003 train, and for `lodo_<D>` also the
-    train splits of the other CrossNER domains (each sentence `repeat` times: they are 500
-    against CoNLL's 14,041), with CoNLL's types renamed as CrossNER names them."""
+def source_sentences(conll_train: pd.DataFrame, fold: str,
+                     repeat: int = 1) -> tuple[list[list[str]], list[list[str]], str]:
+    """The source tagger's training sentences and their description: CoNLL-2003 train, and for
+    `lodo_<D>` also the train splits of the other CrossNER domains (each sentence `repeat` times:
+    they are 500 against CoNLL's 14,041), with CoNLL's types renamed as CrossNER names them."""
     tokens, tags = conll_train["tokens"].tolist(), conll_train["tags"].tolist()
     if not fold.startswith(LODO_PREFIX):
-        return tokens, tags
+        return tokens, tags, "conll2003 train"
     left_out = fold[len(LODO_PREFIX):]
     if left_out not in CROSSNER:
         sys.exit(f"--folds {fold}: expected {LODO_PREFIX}<domain> with a domain of {CROSSNER}")
     rename = {f"{p}-{t}": f"{p}-{n}" for t, n in CONLL_TO_CROSSNER.items() for p in "BI"}
     tags = [[rename.get(tag, tag) for tag in sentence] for sentence in tags]
-    for domain in CROSSNER:
-        if domain != left_out:
-            rows = read_crossner_split(domain, "train")
-            tokens, tags = tokens + rows["tokens"].tolist() * repeat, tags + rows["tags"].tolist() * repeat
-    return tokens, tags
+    others = [domain for domain in CROSSNER if domain != left_out]
+    for domain in others:
+        rows = read_crossner_split(domain, "train")
+        tokens, tags = tokens + rows["tokens"].tolist() * repeat, tags + rows["tags"].tolist() * repeat
+    return tokens, tags, "conll2003 train + crossner train of " + ", ".join(others)
 
 
 def pretrain(args: argparse.Namespace) -> None:
@@ -103,7 +104,7 @@ def pretrain(args: argparse.Namespace) -> None:
     train = read_conll_split("train")
     train = train[train["tokens"].map(len) > 0]
     for fold in args.folds:
-        tokens, tags = source_sentences(train, fold, args.crossner_repeat)
+        tokens, tags, source = source_sentences(train, fold, args.crossner_repeat)
         target = MODELS / f"source_{fold}"
         if (target / "tagger.json").is_file() and not args.force:
             print(f"{target} exists; skipping (--force to retrain)", flush=True)
@@ -116,8 +117,6 @@ def pretrain(args: argparse.Namespace) -> None:
                          "device": args.device, "num_threads": args.threads, "log_every": 50, "seed": 0}})
         held_out = [fold] if fold in CONLL_TYPES else []
         started = time.perf_counter()
-        source = ("conll2003 train + crossner train of " + ", ".join(d for d in CROSSNER if d != fold[len(LODO_PREFIX):])
-                  if fold.startswith(LODO_PREFIX) else "conll2003 train")
         tagger = pretrain_tagger(load_backbone("minilm-l6"), tokens, tags, config,
                                  held_out=held_out, source=source, progress=args.progress)
         partial = target.with_name(target.name + ".partial")

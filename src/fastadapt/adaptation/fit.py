@@ -262,13 +262,14 @@ def fit_classifier(
         texts, labels = [texts[i] for i in chosen], [labels[i] for i in chosen]
         features = None if features is None else np.asarray(features)[chosen]
     contrastive = None
-    skipped = None if config.contrastive is None else config.contrastive.skip_reason(len(texts), len(set(labels)))
-    if skipped is not None:
-        contrastive = {"skipped": skipped}
-    elif config.contrastive is not None:  # a tuned encoder: features of the given one no longer apply
-        backbone, contrastive = contrastive_tune(backbone, texts, labels, config.contrastive, config.pooling,
-                                                 config.device, progress)
-        features = validation_features = None
+    if config.contrastive is not None:
+        skipped = config.contrastive.skip_reason(len(texts), len(set(labels)))
+        if skipped is not None:
+            contrastive = {"skipped": skipped}
+        else:  # a tuned encoder: features of the given one no longer apply
+            backbone, contrastive = contrastive_tune(backbone, texts, labels, config.contrastive, config.pooling,
+                                                     config.device, progress)
+            features = validation_features = None
     classes = sorted(set(labels))
     named = label_name_support(classes) if config.label_names else []
     index = {label: i for i, label in enumerate(classes)}

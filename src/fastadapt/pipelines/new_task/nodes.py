@@ -43,9 +43,10 @@ def adapt_task(train: pd.DataFrame, test: pd.DataFrame, read_info: Mapping[str, 
     the test rows: (metrics, predictions in the evaluation contract). `task.model: meta_learner`
     means the released NER source tagger for an NER task when meta_training wrote one."""
     ner = "tags" in train
-    task = TaskSettings.from_params(task).resolved("ner" if ner else "text_classification")
+    kind = "ner" if ner else "text_classification"
+    task = TaskSettings.from_params(task).resolved(kind)
     strategy = task.strategy
-    options = strategy_options(strategies, strategy, "new_task.strategies", "ner" if ner else "text_classification")
+    options = strategy_options(strategies, strategy, "new_task.strategies", kind)
     support = draw_support(train, task.name, task.shots, task.seed)
     learner = _learner(task, ner_source_tagger if ner and ner_source_tagger is not None else meta_learner,
                        pretrained_backbone)
@@ -67,7 +68,7 @@ def adapt_task(train: pd.DataFrame, test: pd.DataFrame, read_info: Mapping[str, 
                    "weighted_f1": scores["weighted_f1"]}
         labels = list(predictor.classes_)
     metrics = {
-        "task": task.name, "kind": "ner" if ner else "text_classification", "strategy": strategy.value,
+        "task": task.name, "kind": kind, "strategy": strategy.value,
         "shots": task.shots, "seed": task.seed, "source_model": predictor.source,
         "model": task.model if strategy != "tfidf" else None,
         **quality,
