@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fastadapt.adapt import STRATEGIES, AdaptedPredictor, AdaptStrategy, adapt
+from fastadapt.adapt import DEFAULT_OPTIONS, STRATEGIES, AdaptedPredictor, AdaptStrategy, adapt, default_options
 from fastadapt.config import ConfigError
 from fastadapt.meta import MetaConfig, build_algorithm, build_learner
 from fastadapt.meta.saved import MetaLearnedModel
@@ -83,6 +83,27 @@ def test_every_strategy_gives_a_text_classifier_with_its_adaptation_time(backbon
     assert set(predictor.predict(query["text"].tolist())) <= set(KEYWORDS)
 
 
+def test_options_not_given_take_the_tuned_defaults_merged_key_by_key(backbone):
+    support = rows(4)  # 4 texts a class: under the contrastive step's min_per_class of 10
+    tuned = adapt(backbone, support, "finetune_head", training=FEW_STEPS)
+    assert tuned.model.training["contrastive"] == {"skipped": "4.0 texts per class < min_per_class 10"}
+    # A partial block merges into the default one (its limits kept); None turns the step off.
+    partial = adapt(backbone, support, "finetune_head", training=FEW_STEPS, contrastive={"lr": 3e-4})
+    assert partial.model.training["contrastive"] == tuned.model.training["contrastive"]
+    assert "contrastive" not in adapt(backbone, support, "finetune_head", training=FEW_STEPS,
+                                      contrastive=None).model.training
+    assert "contrastive" not in adapt(backbone, support, "finetune_head", tuned=False,
+                                      training=FEW_STEPS).model.training
+    runs = adapt(backbone, rows(10), "finetune_head", training=FEW_STEPS,
+                 contrastive={"max_steps": 2, "batch_size": 4, "max_length": 16})
+    assert runs.model.training["contrastive"]["steps"] == 2
+    # NER leaves the text-only options out; callers get copies, never the table itself.
+    assert set(default_options("finetune_head", "ner")) == {"head_init", "temperature"}
+    default_options("finetune_head")["contrastive"]["lr"] = 1.0
+    assert DEFAULT_OPTIONS["finetune_head"]["contrastive"]["lr"] == 1.0e-4
+    assert default_options("tfidf") == {} and default_options("meta") == {}
+
+
 def test_fine_tuning_never_changes_the_learner(backbone):
     before = {k: v.clone() for k, v in backbone.model.state_dict().items()}
     adapt(backbone, rows(3), "finetune_all", training={**FEW_STEPS, "lr": 0.1})
@@ -97,10 +118,13 @@ def test_tfidf_learns_the_keywords():
 
 def test_a_meta_learned_protonet_adapts_with_its_own_rule_and_as_a_backbone(protonet):
     support, query = rows(3, seed=3), rows(2, seed=4)
-    own = adapt(protonet, support, "prototype")
+    own = adapt(protonet, support, "prototype", label_names=False)
     meta = adapt(protonet, support, "meta")
     texts = query["text"].tolist()
     assert np.allclose(own.predict_proba(texts), meta.predict_proba(texts))
+    # By default the class names join the support: other prototypes than the support's alone.
+    named = adapt(protonet, support, "prototype")
+    assert not np.allclose(named.predict_proba(texts), meta.predict_proba(texts))
     assert own.source.startswith("protonet on tiny-bert, class split 01")
     cosine = adapt(protonet, support, "prototype", metric="cosine")  # options: the frozen-encoder route
     assert type(cosine.model).__name__ == "EncoderClassifier"

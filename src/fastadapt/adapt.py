@@ -39,10 +39,11 @@ options: for prototype / finetune_*: `fastadapt.adaptation.AdaptationConfig` set
     keyword arguments of `fit_classifier` / `fit_tagger` (features, validation, seed,
     checkpoint_name, progress); for nnshot / structshot: `fit_nnshot`'s (temperature,
     transition_weight, transitions, max_length, batch_size, device, features, k, seed, progress);
-    for tfidf: `TfidfLogisticRegression` settings. Options not given take the settings classes'
-    plain defaults; the tuned options `new_task` uses (the prototype-started head, class names,
-    SetFit's contrastive step where it pays) are `new_task.strategies` in
-    conf/base/parameters_new_task.yml: pass them for the same results from Python.
+    for tfidf: `TfidfLogisticRegression` settings. Options not given take the strategy's tuned
+    defaults, `DEFAULT_OPTIONS` (the prototype-started head, class names, SetFit's contrastive step
+    where it pays), which `new_task` uses too; mapping options (training, contrastive, lora) merge
+    into them key by key, and `contrastive=None` turns the step off. `tuned=False` gives the
+    settings classes' plain defaults instead (what the k-shot curves were measured with).
 
 Nothing is trained here: the work is done by `fastadapt.adaptation.fit_classifier` /
 `fit_tagger`, the meta-learning algorithms' `adapt` and `TfidfLogisticRegression.fit`. The result
@@ -53,6 +54,7 @@ is an `AdaptedPredictor`: the `TextClassifier` (`classes_`, `predict`, `predict_
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -63,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from fastadapt.adaptation.strategies import STRATEGIES, AdaptationConfig, AdaptStrategy
-from fastadapt.config import Checks, ConfigError, Settings, check_keys
+from fastadapt.config import Checks, ConfigError, Settings, check_keys, deep_merge
 
 FIT_OPTIONS = {"features", "validation", "validation_features", "seed", "checkpoint_name", "progress", "k"}
 # The settings of `AdaptationConfig` a strategy's options may hold (all of its fields but the strategy).
@@ -85,6 +87,42 @@ DEFAULT_TRAINING = {
     "finetune_all": {"max_steps": 60, "batch_size": 16, "lr": 3.0e-4, "warmup_ratio": 0.1, "log_every": 10},
     "finetune_lora": {"max_steps": 60, "batch_size": 16, "lr": 5.0e-3, "warmup_ratio": 0.1, "log_every": 10},
 }
+
+
+# Options of a text classifier only: a strategies block serves text and NER tasks alike, so an NER
+# task leaves them out of it (passed to `adapt` for an NER support set directly, they are errors).
+TEXT_ONLY_OPTIONS = ("contrastive", "label_names")
+
+# The tuned options of each strategy: what `adapt()` and `new_task` (whose `new_task.strategies`
+# holds overrides of these) take for an option not given. Where they were chosen:
+# - prototype, finetune_*: `label_names` (class names join the support where labels are words) and
+#   the prototype-started head at temperature 20, from the leave-one-domain-out table of
+#   data/08_reporting/meta_learning.md; Python's plain defaults (random head, temperature 10, no
+#   names) measured lower, pretrained MiniLM, k = 10, seeds 0-2: Banking77 0.841 against 0.853,
+#   PhraseBank 0.523 against 0.527, ATIS 0.661 against 0.679.
+# - finetune_head's contrastive step (SetFit's pairs, `fastadapt.adaptation.contrastive`): the
+#   18-corpus table of benchmarks/README.md ("SetFit's contrastive step"): +5.7 points on average on
+#   tasks of at most 15 classes with at least 10 texts per class (11 of 12 corpora up), -1.7 to +0.6
+#   outside them, so it skips there; 20 steps adapt ~800 texts in about 25 s on 2 cores (30: 30-38 s).
+# - nnshot / structshot: chosen on CoNLL testa over the four tag-set folds (benchmarks/ner_few_shot.py,
+#   ner_few_shot.md: "Settings chosen on CoNLL testa"), never on testb or CrossNER.
+# - finetune_lora and tfidf: their settings classes' defaults.
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "prototype": {"label_names": True},
+    "nnshot": {"temperature": 10.0},
+    "structshot": {"temperature": 50.0, "transition_weight": 0.1},
+    "finetune_head": {"head_init": "prototype", "label_names": True, "temperature": 20.0,
+                      "contrastive": {"num_iterations": 5, "max_steps": 20, "lr": 1.0e-4, "max_classes": 15,
+                                      "min_per_class": 10}},
+    "finetune_all": {"head_init": "prototype", "label_names": True, "temperature": 20.0,
+                     "training": {"max_steps": 75, "batch_size": 32, "lr": 5.0e-5, "warmup_ratio": 0.1}},
+}
+
+
+def default_options(strategy: str | AdaptStrategy, kind: str = "text_classification") -> dict[str, Any]:
+    """The tuned options `adapt` gives `strategy` for a task of `kind` (NER leaves out the text-only ones)."""
+    options = copy.deepcopy(DEFAULT_OPTIONS.get(str(strategy), {}))
+    return {k: v for k, v in options.items() if k not in TEXT_ONLY_OPTIONS} if kind == "ner" else options
 
 
 @dataclass
@@ -126,11 +164,6 @@ AUTO_STRATEGY = {"text_classification": "finetune_head", "ner": "structshot"}
 def resolve_strategy(strategy: str, kind: str) -> str:
     """`strategy`, or the default of the task kind when it is `auto`."""
     return AUTO_STRATEGY[kind] if strategy == "auto" else strategy
-
-
-# Options of a text classifier only: a strategies block serves text and NER tasks alike, so an NER
-# task leaves them out of it (passed to `adapt` for an NER support set directly, they are errors).
-TEXT_ONLY_OPTIONS = ("contrastive", "label_names")
 
 
 def strategy_options(block: Mapping[str, Any] | None, strategy: str | AdaptStrategy, where: str,
@@ -197,13 +230,16 @@ def check_strategy(strategy: str | AdaptStrategy, where: str = "strategy") -> Ad
 
 
 def adapt(learner: Any, support: pd.DataFrame, strategy: str | AdaptStrategy = "prototype",
-          where: str = "strategy", **options: Any) -> AdaptedPredictor:
+          where: str = "strategy", *, tuned: bool = True, **options: Any) -> AdaptedPredictor:
     """A predictor adapted from `learner` to `support` with `strategy` (see the module docstring).
 
-    `where` is the parameter name errors use (e.g. `task.strategy`).
+    `where` is the parameter name errors use (e.g. `task.strategy`); `options` merge over
+    `default_options(strategy)` unless `tuned` is False.
     """
     name = check_strategy(strategy, where)
     kind = _support_kind(support)
+    if tuned:
+        options = deep_merge(default_options(name, kind), options)
     n_support = len(support)
     if name == "tfidf":
         return _timed(lambda: _tfidf(support, kind, options, where), name, kind, n_support, "tfidf")
@@ -425,5 +461,11 @@ def _tfidf(support: pd.DataFrame, kind: str, options: Mapping[str, Any], where: 
         raise
 
 
-__all__ = ["AUTO_STRATEGY", "STRATEGIES", "AdaptStrategy", "AdaptedPredictor", "TaskSettings", "adapt", "check_strategy",
-           "resolve_strategy", "strategy_options"]
+__all__ = ["AUTO_STRATEGY", "DEFAULT_OPTIONS", "STRATEGIES", "AdaptStrategy", "AdaptedPredictor", "TaskSettings", "adapt",
+           "check_strategy", "default_options", "resolve_strategy", "strategy_options"]
+
+
+if __name__ == "__main__":  # `python -m fastadapt.adapt`: the tuned defaults, as YAML
+    import yaml
+
+    print(yaml.safe_dump(DEFAULT_OPTIONS, sort_keys=False), end="")

@@ -50,7 +50,9 @@ class NewServiceSettings(Settings):
     """`answer_suggestion.new_services` parameters, validated once (errors name the parameter)."""
 
     strategy: AdaptStrategy = AdaptStrategy.PROTOTYPE
-    options: Mapping[str, Any] = field(default_factory=dict)  # adapt() options of the strategy
+    # adapt() options of the strategy, over its tuned defaults. No class names: abstain_below was
+    # chosen without them (as parameters_answer_suggestion.yml).
+    options: Mapping[str, Any] = field(default_factory=lambda: {"label_names": False})
     ks: tuple[int, ...] = (1, 5)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     abstain_below: float = 0.45  # as parameters_answer_suggestion.yml (chosen on the calibration split)

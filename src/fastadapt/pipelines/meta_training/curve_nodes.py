@@ -3,7 +3,9 @@ each k-shot set of a text domain, scored on its test split (`meta_training.curve
 
 A frozen encoder embeds the needed rows (test and every support row) once for all its (k, seed)
 fits; a meta-learned ProtoNet keeps its own metric and reads cached features
-(`MetaLearner.cached_features`).
+(`MetaLearner.cached_features`). Every arm adapts with the plain options (`adapt(..., tuned=False)`):
+a curve compares encoders, not adaptation recipes, and the frozen arms' support features are
+computed beforehand (class names as extra support would need encoding too).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def kshot_curve_node(splits: pd.DataFrame, kshot_sets: pd.DataFrame, meta_model:
         position = {int(r): i for i, r in enumerate(needed["row_id"])}
         test_x = vectors[[position[int(r)] for r in test["row_id"]]]
         for k, seed, ids in sets:
-            predictor = adapt(backbone, by_id.loc[ids, ["text", "label"]], strategy,
+            predictor = adapt(backbone, by_id.loc[ids, ["text", "label"]], strategy, tuned=False,
                               features=vectors[[position[int(i)] for i in ids]], max_length=meta.max_length,
                               pooling=meta.pooling, **({"metric": curves.metric} if strategy == "prototype" else {}))
             score(arm, k, seed, predictor.predict_features(test_x), predictor.adaptation_seconds)
@@ -86,7 +88,7 @@ def kshot_curve_node(splits: pd.DataFrame, kshot_sets: pd.DataFrame, meta_model:
             learner = meta_model.learner.to(resolve_device(meta.device))
             with learner.cached_features(needed["text"].tolist(), curves.batch_size):
                 for k, seed, ids in sets:
-                    predictor = adapt(meta_model, by_id.loc[ids, ["text", "label"]], "prototype")
+                    predictor = adapt(meta_model, by_id.loc[ids, ["text", "label"]], "prototype", tuned=False)
                     score("meta_trained", k, seed, predictor.predict(test["text"].tolist()),
                           predictor.adaptation_seconds)
             log.info("%s curves: meta_trained in %.0f s", domain, time.perf_counter() - started)
