@@ -10,12 +10,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from fastadapt.models.baselines import CrfTagger, TfidfLogisticRegression
-from fastadapt.models.predictor import (
-    classification_predictions,
-    ner_predictions,
-    set_predictions,
-    with_set,
-)
+from fastadapt.models.predictor import classification_predictions, ner_predictions, set_predictions, with_set
 
 log = logging.getLogger(__name__)
 
