@@ -25,7 +25,8 @@ class RunParametersHook:
 
     Pipelines are generated from parameters (one namespace per domain, the task of `new_task`),
     but Kedro builds them without a context; the context exists just before, so this records its
-    parameters for `fastadapt.config.project_parameters`. The environment is derived from the
+    parameters for `fastadapt.config.project_parameters`, which `fastadapt.pipelines.wiring.from_run_parameters`
+    reads for every pipeline's `create_pipeline` (the one reader). The environment is derived from the
     run itself (`--env`), so a report cannot name another configuration than the one that made
     it: the catalog gets it as the in-memory dataset `run_environment`.
     """
@@ -59,6 +60,7 @@ class MissingInputsHook:
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
         problems = []
+        parameters = config.project_parameters()  # the run's (RunParametersHook)
         for name in sorted(pipeline.inputs()):
             if name == "parameters" or name.startswith("params:"):
                 continue
@@ -71,9 +73,9 @@ class MissingInputsHook:
             except Exception:  # a dataset that cannot tell (remote, registry): leave it to the run
                 continue
             if type(dataset) is RawFolderDataset:
-                problems.append(_raw_folder_problem(name, dataset))
+                problems.append(_raw_folder_problem(name, dataset, parameters))
             else:
-                producer = _producing_pipeline(name)
+                producer = _producing_pipeline(name, parameters)
                 if producer is not None:
                     where = _location(dataset)
                     problems.append(f"{name}{f' ({where})' if where else ''} does not exist yet: run "
@@ -91,8 +93,9 @@ def _location(dataset: Any) -> str:
     return path[len(root) + 1:] if path.startswith(root + "/") else path
 
 
-def _producing_pipeline(name: str) -> str | None:
-    """The smallest pipeline package of `fastadapt.pipelines` whose pipeline writes dataset `name`.
+def _producing_pipeline(name: str, parameters: Mapping[str, Any]) -> str | None:
+    """The smallest pipeline package of `fastadapt.pipelines` whose pipeline, built from `parameters`,
+    writes dataset `name`.
 
     Built here rather than read from `kedro.framework.project.pipelines`, which holds only the
     pipelines the run asked for (Kedro loads them selectively).
@@ -102,7 +105,7 @@ def _producing_pipeline(name: str) -> str | None:
     candidates = []
     for info in pkgutil.iter_modules(package.__path__):
         try:
-            built = importlib.import_module(f"{package.__name__}.{info.name}").create_pipeline()
+            built = importlib.import_module(f"{package.__name__}.{info.name}").create_pipeline(parameters)
         except Exception:  # a pipeline that cannot be built from these parameters writes nothing here
             continue
         if info.ispkg and name in built.all_outputs():
@@ -121,10 +124,9 @@ def _raw_keys(value: Any, folder: str, prefix: str = "") -> Iterator[str]:
                 yield from _raw_keys(item, folder, dotted)
 
 
-def _raw_folder_problem(name: str, dataset: RawFolderDataset) -> str:
+def _raw_folder_problem(name: str, dataset: RawFolderDataset, parameters: Mapping[str, Any]) -> str:
     path = _location(dataset)
     folder = name.removeprefix("raw.")
-    parameters = config.project_parameters()
     keys = list(_raw_keys(parameters, folder))
     domains = parameters.get("domains") if isinstance(parameters.get("domains"), Mapping) else {}
     keys += [f"domains.{domain}.raw (by default tasks.<domain>)" for domain, block in domains.items()

@@ -93,6 +93,30 @@ def test_each_pipeline_name_resolves_alone(registered, monkeypatch):
         project_pipelines.set_requested(None)
 
 
+def test_every_pipeline_is_built_from_the_parameters_it_is_given(registered, monkeypatch):
+    """`create_pipeline(parameters)` depends on those parameters alone; without them (as Kedro's
+    `find_pipelines` calls it) it builds from the run's, and both agree for the same parameters."""
+    import importlib
+
+    from fastadapt.config import project_parameters, set_run_parameters
+
+    monkeypatch.delenv("KEDRO_PROJECT_PATH", raising=False)
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    parameters = project_parameters("base")
+    one_domain = {**parameters, "domains": {"customer_intent": parameters["domains"]["customer_intent"]}}
+    set_run_parameters(parameters)  # what RunParametersHook records; the explicit argument wins over it
+    try:
+        for name in pipeline_packages():
+            create = importlib.import_module(f"fastadapt.pipelines.{name}.pipeline").create_pipeline
+            nodes = {node.name for node in create(parameters).nodes}
+            assert nodes == {node.name for node in create().nodes} == {n.name for n in registered[name].nodes}, name
+        baselines = importlib.import_module("fastadapt.pipelines.baselines.pipeline").create_pipeline
+        namespaces = {node.name.split(".")[0] for node in baselines(one_domain).nodes}
+        assert namespaces == {"customer_intent"}
+    finally:
+        set_run_parameters(None)
+
+
 def test_each_pipeline_reads_its_inputs_from_the_catalog(registered):
     """A stage run alone starts from what earlier runs stored, so no free input may be in memory."""
     loader = OmegaConfigLoader(conf_source=str(REPO_ROOT / "conf"), **settings.CONFIG_LOADER_ARGS)

@@ -1,11 +1,31 @@
-"""Small helpers the pipeline modules share for generating nodes per domain."""
+"""Small helpers the pipeline modules share: building a pipeline from the run's parameters, and
+generating nodes per domain."""
 
 from __future__ import annotations
 
-from functools import partial, update_wrapper
+from collections.abc import Mapping
+from functools import partial, update_wrapper, wraps
 from typing import Any, Callable
 
-from kedro.pipeline import Node
+from kedro.pipeline import Node, Pipeline
+
+from fastadapt.config import project_parameters
+
+
+def from_run_parameters(build: Callable[[Mapping[str, Any]], Pipeline]) -> Callable[..., Pipeline]:
+    """A `create_pipeline` for Kedro's `find_pipelines` out of `build(parameters)`, a pure function of
+    the parameters (namespaces per domain, the task of `new_task`).
+
+    Kedro registers pipelines without a context and calls `create_pipeline()` with no arguments
+    (kedro-org/kedro#3093), so the parameters of the run being started (its `--env` and `--params`,
+    handed over by `fastadapt.hooks.RunParametersHook`) are read here, the one place that does;
+    `create_pipeline(parameters)` builds from the parameters given (tests, the missing-input hint).
+    """
+    @wraps(build)
+    def create_pipeline(parameters: Mapping[str, Any] | None = None, **kwargs: Any) -> Pipeline:
+        return build(project_parameters() if parameters is None else parameters)
+
+    return create_pipeline
 
 
 def bind(func: Callable, **kwargs: Any) -> Callable:

@@ -15,7 +15,7 @@ strategies include a frozen encoder (head, prototype) first run `embed_<backbone
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kedro.pipeline import Node, Pipeline
@@ -26,7 +26,7 @@ from fastadapt.adaptation.strategies import (
     AdaptStrategy,
     DomainPlan,
 )
-from fastadapt.config import domain_configs, project_parameters
+from fastadapt.config import domain_configs
 from fastadapt.pipelines.adaptation.nodes import (
     embed_domain,
     fit_full_data,
@@ -34,7 +34,7 @@ from fastadapt.pipelines.adaptation.nodes import (
     predict_test,
     unseen_kshot_fit_predict,
 )
-from fastadapt.pipelines.wiring import bind
+from fastadapt.pipelines.wiring import bind, from_run_parameters
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ def domain_adaptation(plan: AdaptationPlan, domain_plan: DomainPlan, unseen_clas
     return Pipeline(nodes)
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    parameters = project_parameters()
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
     if "adaptation" not in parameters:
         log.warning("no `adaptation:` parameters (conf/base/parameters_adaptation.yml): no adaptation nodes")
         return Pipeline([])

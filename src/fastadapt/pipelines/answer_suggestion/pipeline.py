@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import project_parameters
 from fastadapt.dialogue.serving import log_suggester_node
 from fastadapt.dialogue.settings import AnswerSuggestionSettings
 from fastadapt.pipelines.answer_suggestion.nodes import (
@@ -14,10 +16,11 @@ from fastadapt.pipelines.answer_suggestion.nodes import (
     evaluate_unseen_services,
     suggest_for_test_messages,
 )
+from fastadapt.pipelines.wiring import from_run_parameters
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    parameters = project_parameters()
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
     params = parameters.get("answer_suggestion")
     if not params or not parameters.get("dialogue_logs"):
         return Pipeline([])  # no dialogue logs configured: nothing to suggest from

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kedro.pipeline import Pipeline
 
-from fastadapt.config import domain_configs, project_parameters
+from fastadapt.config import domain_configs
 from fastadapt.pipelines.baselines.nodes import (
     fit_crf,
     fit_tfidf,
@@ -13,7 +16,7 @@ from fastadapt.pipelines.baselines.nodes import (
     predict_ner_test,
     unseen_kshot_tfidf,
 )
-from fastadapt.pipelines.wiring import domain_node
+from fastadapt.pipelines.wiring import domain_node, from_run_parameters
 
 
 def text_baselines(domain: str, unseen_classes: bool) -> Pipeline:
@@ -45,9 +48,10 @@ def ner_baselines(domain: str) -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
     pipeline = Pipeline([])
-    for name, config in domain_configs(project_parameters()).items():
+    for name, config in domain_configs(parameters).items():
         if config.kind == "text_classification":
             pipeline += text_baselines(name, config.unseen_classes is not None)
         else:

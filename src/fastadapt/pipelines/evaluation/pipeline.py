@@ -3,16 +3,19 @@ pipelines write (`models.evaluated_models`), or those `evaluation:` lists."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kedro.pipeline import Pipeline
 
-from fastadapt.config import domain_configs, project_parameters
+from fastadapt.config import domain_configs
 from fastadapt.pipelines.evaluation.models import evaluated_models
 from fastadapt.pipelines.evaluation.nodes import (
     evaluate_classification,
     evaluate_kshot,
     evaluate_ner,
 )
-from fastadapt.pipelines.wiring import domain_node
+from fastadapt.pipelines.wiring import domain_node, from_run_parameters
 
 
 def domain_evaluation(
@@ -53,8 +56,8 @@ def domain_evaluation(
     return Pipeline(nodes, tags=["cpu", "evaluation"])
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    parameters = project_parameters()
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
     kinds = {name: config.kind for name, config in domain_configs(parameters).items()}
     return Pipeline([
         domain_evaluation(domain, kinds[domain], list(names.models), list(names.kshot_models),

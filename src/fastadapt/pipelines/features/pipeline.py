@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import domain_configs, meta_source_configs, project_parameters
+from fastadapt.config import domain_configs, meta_source_configs
 from fastadapt.pipelines.features.nodes import (
     build_unlabelled_pool,
     draw_class_split_episodes,
@@ -13,7 +16,7 @@ from fastadapt.pipelines.features.nodes import (
     split_domain,
     train_pool_tokenizer,
 )
-from fastadapt.pipelines.wiring import bind
+from fastadapt.pipelines.wiring import bind, from_run_parameters
 from fastadapt.tasks.episodes import EpisodeSettings
 
 
@@ -66,8 +69,8 @@ def domain_features(domain: str, unseen_classes: bool) -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    parameters = project_parameters()
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
     domains = domain_configs(parameters)
     pipeline = Pipeline(
         [domain_features(name, config.unseen_classes is not None) for name, config in domains.items()]

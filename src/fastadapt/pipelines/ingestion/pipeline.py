@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import domain_configs, meta_source_configs, project_parameters
+from fastadapt.config import domain_configs, meta_source_configs
 from fastadapt.pipelines.ingestion.nodes import (
     clean_domain,
     combine_sources,
     parse_domain,
     read_source,
 )
-from fastadapt.pipelines.wiring import bind
+from fastadapt.pipelines.wiring import bind, from_run_parameters
 
 
 def domain_ingestion(domain: str, raw: str, block: str = "domains") -> Pipeline:
@@ -65,8 +68,8 @@ def multi_source_ingestion(group: str, sources: dict, outputs: list[str], sort_b
     return Pipeline([*readers, combine], tags=["cpu", "ingestion"])
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    parameters = project_parameters()
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
     pipeline = Pipeline([])
     for name, config in domain_configs(parameters).items():
         pipeline += domain_ingestion(name, config.raw)

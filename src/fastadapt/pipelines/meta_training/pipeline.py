@@ -18,9 +18,12 @@ learner `new_task` adapts (a tagger fine-tuned on the NER domain's train split).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import meta_source_configs, project_parameters
+from fastadapt.config import meta_source_configs
 from fastadapt.hooks import RUN_ENVIRONMENT
 from fastadapt.meta.broad import SMLMT
 from fastadapt.meta.plan import MetaTrainingPlan
@@ -42,7 +45,7 @@ from fastadapt.pipelines.meta_training.nodes import (
     meta_train_node,
     select_meta_learner,
 )
-from fastadapt.pipelines.wiring import bind
+from fastadapt.pipelines.wiring import bind, from_run_parameters
 from fastadapt.tasks.episodes import EpisodeSettings
 
 PARAMS = "params:meta_training"
@@ -64,8 +67,8 @@ def _node(func, inputs, outputs, name: str, gpu: bool, namespace: str | None = N
                 tags=["gpu" if gpu else "cpu", "meta_training"])
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    parameters = project_parameters()
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
     plan = MetaTrainingPlan.from_params(parameters.get("meta_training"))
     backbone = backbone_inputs(plan.backbone)
     # The class-split episodes' domain (Banking77) and raw class-split folder, as the features

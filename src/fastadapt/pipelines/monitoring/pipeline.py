@@ -13,7 +13,7 @@ from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import ConfigError, project_parameters
+from fastadapt.config import ConfigError
 from fastadapt.monitoring.settings import MonitoringSettings
 from fastadapt.pipelines.monitoring.nodes import (
     aggregate_daily,
@@ -27,7 +27,7 @@ from fastadapt.pipelines.monitoring.nodes import (
     score_sentiment,
     write_report,
 )
-from fastadapt.pipelines.wiring import bind
+from fastadapt.pipelines.wiring import bind, from_run_parameters
 
 CLASSICAL_MODELS = ("tfidf", "crf")
 NAMESPACE = "monitoring"
@@ -94,8 +94,9 @@ def monitoring_pipeline(params: Mapping[str, Any]) -> Pipeline:
     return Pipeline(nodes)
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    settings = project_parameters().get("monitoring")
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
+    settings = parameters.get("monitoring")
     if not settings:
         return Pipeline([])
     return monitoring_pipeline(settings)

@@ -14,15 +14,19 @@ its first node then stops the run saying how to name the task.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kedro.pipeline import Node, Pipeline
 
 from fastadapt.adapt import TaskSettings
-from fastadapt.config import ConfigError, project_parameters
+from fastadapt.config import ConfigError
 from fastadapt.pipelines.new_task import nodes
+from fastadapt.pipelines.wiring import from_run_parameters
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    parameters = project_parameters()
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
     try:
         task = TaskSettings.from_params(parameters.get("task"))
     except ConfigError:  # registered all the same: its first node then stops the run in one line

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import project_parameters
 from fastadapt.pipelines.pretraining.nodes import pretrain_backbone_node
+from fastadapt.pipelines.wiring import from_run_parameters
 
 
-def _backbone_name() -> str | None:
-    block = project_parameters().get("pretraining") or {}
+def _backbone_name(parameters: Mapping[str, Any]) -> str | None:
+    block = parameters.get("pretraining") or {}
     return block.get("backbone") if isinstance(block, dict) else None
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
     inputs = {"unlabelled_pool": "unlabelled_pool", "params": "params:pretraining"}
-    if _backbone_name() == "tiny-bert":  # only tiny-bert needs our WordPiece tokeniser
+    if _backbone_name(parameters) == "tiny-bert":  # only tiny-bert needs our WordPiece tokeniser
         inputs["wordpiece_tokenizer"] = "wordpiece_tokenizer"
     return Pipeline(
         [

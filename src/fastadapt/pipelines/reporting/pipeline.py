@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import warnings
 
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import domain_configs, project_parameters
+from fastadapt.config import domain_configs
 from fastadapt.hooks import RUN_ENVIRONMENT
 from fastadapt.pipelines.evaluation.models import evaluated_models
 from fastadapt.pipelines.reporting.nodes import (
@@ -14,7 +17,7 @@ from fastadapt.pipelines.reporting.nodes import (
     learning_curve_table,
     summary_report,
 )
-from fastadapt.pipelines.wiring import domain_node
+from fastadapt.pipelines.wiring import domain_node, from_run_parameters
 
 
 def domain_curves(domain: str, models: list[str], kshot_models: list[str]) -> Pipeline:
@@ -32,8 +35,8 @@ def domain_curves(domain: str, models: list[str], kshot_models: list[str]) -> Pi
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    parameters = project_parameters()
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
     evaluated = evaluated_models(parameters)
     pipeline = Pipeline([])
     summary_inputs = {

@@ -15,7 +15,6 @@ from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import project_parameters
 from fastadapt.monitoring.retraining import RetrainedModel, extra_source_tables
 from fastadapt.pipelines.monitoring.pipeline import device_tag
 from fastadapt.pipelines.retraining.nodes import (
@@ -24,7 +23,7 @@ from fastadapt.pipelines.retraining.nodes import (
     read_labelled,
     seed_champion,
 )
-from fastadapt.pipelines.wiring import bind
+from fastadapt.pipelines.wiring import bind, from_run_parameters
 
 PARAMS = "params:retraining"
 
@@ -55,7 +54,8 @@ def model_retraining(name: str, params: Mapping[str, Any]) -> Pipeline:
     return Pipeline(nodes)
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    settings = project_parameters().get("retraining") or {}
+@from_run_parameters
+def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
+    settings = parameters.get("retraining") or {}
     models = settings.get("models") or {}
     return sum((model_retraining(name, spec or {}) for name, spec in models.items()), Pipeline([]))
