@@ -92,9 +92,11 @@ class SetFitClassifier:
 
 
 def our_arms(parameters: Mapping[str, Any], names: Sequence[str] | None = None) -> list[Arm]:
-    """Our strategies with their `new_task` options: `names`, else the default (`task.strategy`)
-    and `prototype`; each label says which is the default and which the fastest."""
-    from fastadapt.adapt import check_strategy, resolve_strategy
+    """Our strategies with their `new_task` options (the tuned defaults with `new_task.strategies`
+    over them, spelled out for the report): `names`, else the default (`task.strategy`) and
+    `prototype`; each label says which is the default and which the fastest."""
+    from fastadapt.adapt import check_strategy, default_options, resolve_strategy
+    from fastadapt.config import deep_merge
 
     task = parameters.get("task") or {}
     strategies = (parameters.get("new_task") or {}).get("strategies") or {}
@@ -107,7 +109,7 @@ def our_arms(parameters: Mapping[str, Any], names: Sequence[str] | None = None) 
         roles = [role for role, is_it in (("our default", name == default), ("our fastest", name == "prototype"))
                  if is_it]
         label = f"{name} ({' and '.join(roles)})" if roles else name
-        arms.append(Arm(label, name, dict(strategies.get(name) or {})))
+        arms.append(Arm(label, name, deep_merge(default_options(name), strategies.get(name) or {})))
     return arms
 
 

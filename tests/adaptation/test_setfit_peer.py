@@ -103,8 +103,10 @@ def test_arms_follow_the_parameters(peer):
                   "new_task": {"strategies": {"finetune_all": {"training": {"max_steps": 7}}, "prototype": {}}}}
     arms = peer.our_arms(parameters)
     assert [(a.label, a.strategy, a.options) for a in arms] == [
-        ("finetune_all (our default)", "finetune_all", {"training": {"max_steps": 7}}),
-        ("prototype (our fastest)", "prototype", {})]
+        ("finetune_all (our default)", "finetune_all",
+         {"head_init": "prototype", "label_names": True, "temperature": 20.0,  # the tuned defaults, overridden
+          "training": {"max_steps": 7, "batch_size": 32, "lr": 5.0e-5, "warmup_ratio": 0.1}}),
+        ("prototype (our fastest)", "prototype", {"label_names": True})]
     assert [a.label for a in peer.our_arms({"task": {"strategy": "prototype"}})] == \
         ["prototype (our default and our fastest)"]
     assert re.search("finetune_head$", peer.our_arms(parameters, ["finetune_head"])[0].label)
