@@ -79,20 +79,20 @@ def source_sentences(conll_train: pd.DataFrame, fold: str,
                      repeat: int = 1) -> tuple[list[list[str]], list[list[str]], str]:
     """The source tagger's training sentences and their description: CoNLL-2003 train, and for
     `lodo_<D>` also the train splits of the other CrossNER domains (each sentence `repeat` times:
-    they are 500 against CoNLL's 14,041), with CoNLL's types renamed as CrossNER names them."""
-    tokens, tags = conll_train["tokens"].tolist(), conll_train["tags"].tolist()
+    they are 500 against CoNLL's 14,041), with CoNLL's types renamed as CrossNER names them
+    (`fastadapt.adaptation.transfer.source_sentences`, as the released `ner_source_tagger`)."""
+    from fastadapt.adaptation.transfer import source_sentences as joined_sentences
+
     if not fold.startswith(LODO_PREFIX):
-        return tokens, tags, "conll2003 train"
+        return conll_train["tokens"].tolist(), conll_train["tags"].tolist(), "conll2003 train"
     left_out = fold[len(LODO_PREFIX):]
     if left_out not in CROSSNER:
         sys.exit(f"--folds {fold}: expected {LODO_PREFIX}<domain> with a domain of {CROSSNER}")
-    rename = {f"{p}-{t}": f"{p}-{n}" for t, n in CONLL_TO_CROSSNER.items() for p in "BI"}
-    tags = [[rename.get(tag, tag) for tag in sentence] for sentence in tags]
-    others = [domain for domain in CROSSNER if domain != left_out]
-    for domain in others:
-        rows = read_crossner_split(domain, "train")
-        tokens, tags = tokens + rows["tokens"].tolist() * repeat, tags + rows["tags"].tolist() * repeat
-    return tokens, tags, "conll2003 train + crossner train of " + ", ".join(others)
+    others = [f"crossner_{domain}" for domain in CROSSNER if domain != left_out]
+    tables = {"conll2003": conll_train, **{name: read_crossner_split(name.removeprefix("crossner_"), "train")
+                                           for name in others}}
+    tables = {name: table.assign(split="train") for name, table in tables.items()}  # read rows carry no split
+    return joined_sentences(tables, CONLL_TO_CROSSNER, {name: repeat for name in others})
 
 
 def pretrain(args: argparse.Namespace) -> None:

@@ -219,6 +219,8 @@ def test_broad_meta_training_releases_every_source_and_scores_the_left_out_fold(
 
 NER_SENTENCES = [(["word0a", "met", "word1a", "in", "word2a", "."], ["B-PER", "O", "B-PER", "O", "B-LOC", "O"]),
                  (["word2a", "and", "word3a", "word3b", "."], ["B-LOC", "O", "B-ORG", "I-ORG", "O"])] * 4
+CROSSNER_SENTENCES = [(["word0b", "wrote", "word1b", "word1c", "."], ["B-person", "O", "B-algorithm", "I-algorithm", "O"]),
+                      (["word2b", "uses", "word1b", "."], ["B-location", "O", "B-algorithm", "O"])]
 
 
 def test_meta_training_releases_an_ner_source_tagger_that_never_sees_held_out_types(tmp_path, run_project):
@@ -247,6 +249,50 @@ def test_meta_training_releases_an_ner_source_tagger_that_never_sees_held_out_ty
     assert tagger.training["lr"] == 1.0e-3 and tagger.training["batch_size"] == 2
     predictor = adapt(tagger, splits[["tokens", "tags"]].head(2), "structshot")
     assert [len(p) for p in predictor.predict([["word0a", "met", "word3a"]])] == [3]
+
+
+def test_the_ner_source_tagger_learns_other_ner_corpora_with_the_types_renamed(tmp_path, run_project):
+    """`sources` (null: every NER corpus of meta_sources:) join the domain's train sentences, `source_repeat`
+    times each; `type_names` renames the domain's types so that shared ones are one class; text
+    meta-training never reads an NER corpus; a source that is no NER corpus stops the run."""
+    ner_source = {"domain": "ner", "sources": None, "source_repeat": 3,
+                  "type_names": {"PER": "person", "LOC": "location"}, "held_out": ["ORG"],
+                  "adaptation": {"strategy": "full", "max_length": 16,
+                                 "training": {"max_steps": 2, "batch_size": 2, "lr": 1.0e-3, "seed": 0}}}
+    project = meta_project(tmp_path, {**META, "ner_source": ner_source})
+    parameters = {**PARAMETERS, "domains": {**PARAMETERS["domains"], "ner": {"kind": "ner", "raw": "conll2003"}},
+                  "meta_sources": {"crossner_x": {"kind": "ner", "raw": "crossner_x", "split": {"method": "given"}}}}
+    (project / "conf" / "base" / "parameters.yml").write_text(yaml.safe_dump(parameters, sort_keys=False))
+    for name, sentences, split in (("ner", NER_SENTENCES, ["train"] * 6 + ["test"] * 2),
+                                   ("crossner_x", CROSSNER_SENTENCES, ["train"] * 2)):
+        (project / "data" / "04_feature" / name).mkdir(parents=True)
+        pd.DataFrame({"row_id": range(len(sentences)), "tokens": [t for t, _ in sentences],
+                      "tags": [g for _, g in sentences], "split": split}).to_parquet(
+            project / "data" / "04_feature" / name / "splits.parquet", index=False)
+    run_project(project, "meta_training", node_names=["meta_training.ner_source_tagger_node"])
+
+    from kedro.io.core import Version
+
+    from fastadapt.datasets import ModelDirectoryDataset
+
+    tagger = ModelDirectoryDataset(str(project / "data" / "06_models" / "ner_source_tagger"),
+                                   version=Version(None, None)).load()
+    assert sorted(tagger.tags_) == ["B-algorithm", "B-location", "B-person", "I-algorithm", "I-location", "I-person",
+                                   "O"]
+    assert tagger.training["source"] == "ner train + crossner_x train x3"
+    assert tagger.training["source_sentences"] == 6 + 2 * 3 and tagger.training["held_out"] == ["ORG"]
+
+    from fastadapt.pipelines.meta_training.pipeline import create_pipeline
+
+    with_broad = {**parameters, "meta_training": {**META, "broad": {"release": True, "folds": []}}}
+    broad = [n for n in create_pipeline(with_broad).nodes if n.name.endswith("broad_meta_train_node")]
+    assert broad and not any("crossner_x.splits" in n.inputs for n in broad)
+    wrong = {**with_broad, "meta_training": {**with_broad["meta_training"], "ner_source": {
+        **ner_source, "sources": ["customer_intent"]}}}
+    with pytest.raises(ConfigError, match=r"meta_training\.ner_source\.sources names \['customer_intent'\], which "
+                                          r"are not NER corpora of meta_sources:; allowed: \['crossner_x'\], or null for all"):
+        create_pipeline(wrong)
+    end_session_state()
 
 
 def test_a_frozen_source_tagger_recipe_stops_the_run_naming_the_parameter(tmp_path, run_project):

@@ -16,7 +16,7 @@ so a fold's encoder can never have seen the type it is tested on.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastadapt.adaptation.ner import EncoderTagger
@@ -44,6 +44,30 @@ def check_no_leak(tag_lists: Sequence[Sequence[str]], held_out: Iterable[str], w
         if leaked:
             raise HeldOutLeakError(f"{where}[{i}] tags held-out type(s) {leaked}; relabel them O "
                                    f"(hold_out_types) before training")
+
+
+def renamed_types(tag_lists: Sequence[Sequence[str]], type_names: Mapping[str, str]) -> list[list[str]]:
+    """Copies of `tag_lists` with each entity type `t` of `type_names` renamed `type_names[t]`, so
+    that corpora which name one type two ways (CoNLL's PER, CrossNER's person) train one class."""
+    return [[f"{tag[:2]}{type_names.get(tag[2:], tag[2:])}" if tag != "O" else "O" for tag in tags]
+            for tags in tag_lists]
+
+
+def source_sentences(tables: Mapping[str, Any], type_names: Mapping[str, str] | None = None,
+                     repeat: Mapping[str, int] | None = None) -> tuple[list[list[str]], list[list[str]], str]:
+    """The train sentences (non-empty) of several NER `tables` (name -> splits table with columns
+    split, tokens, tags) as one source: each table's types renamed by `type_names`, its sentences
+    `repeat[name]` times (1 by default; a small corpus among a large one), and a description."""
+    tokens: list[list[str]] = []
+    tags: list[list[str]] = []
+    described = []
+    for name, table in tables.items():
+        train = table[(table["split"] == "train") & (table["tokens"].map(len) > 0)]
+        times = int((repeat or {}).get(name, 1))
+        tokens += [list(t) for t in train["tokens"]] * times
+        tags += renamed_types([list(t) for t in train["tags"]], type_names or {}) * times
+        described.append(f"{name} train" + (f" x{times}" if times > 1 else ""))
+    return tokens, tags, " + ".join(described)
 
 
 def pretrain_tagger(
@@ -76,12 +100,17 @@ def pretrain_tagger(
 @dataclass(frozen=True)
 class SourceTaggerSettings(Settings):
     """The `meta_training.ner_source` block: which NER domain's train split the released source
-    tagger learns, which of its types it never sees, and how it is fine-tuned (an
-    `AdaptationConfig`, strategy finetune_all or finetune_lora)."""
+    tagger learns, which other NER corpora (`meta_sources` of kind ner; null: all) join it and how often each
+    of their sentences repeats, how the domain's types are renamed to agree with theirs, which
+    types it never sees (after the renaming), and how it is fine-tuned (an `AdaptationConfig`,
+    strategy finetune_all or finetune_lora)."""
 
     domain: str | None = None
     adaptation: AdaptationConfig | Mapping[str, Any] | None = None
     held_out: tuple[str, ...] = ()
+    sources: tuple[str, ...] | None = None  # None: every NER corpus of `meta_sources:`
+    source_repeat: int = 1
+    type_names: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], where: str = "meta_training.ner_source") -> SourceTaggerSettings:
@@ -95,6 +124,17 @@ class SourceTaggerSettings(Settings):
         if not isinstance(held_out, (list, tuple)) or not all(isinstance(t, str) and t for t in held_out):
             check.fail("held_out", "allowed: a list of entity types (e.g. [PER])")
         object.__setattr__(self, "held_out", tuple(held_out))
+        sources = self.sources
+        if sources is not None:
+            if not isinstance(sources, (list, tuple)) or not all(isinstance(name, str) and name for name in sources):
+                check.fail("sources", "allowed: a list of NER corpora of `meta_sources:` (e.g. [crossner_ai]), "
+                                      "or null for all of them")
+            object.__setattr__(self, "sources", tuple(sources))
+        check.integer("source_repeat", 1)
+        names = self.type_names
+        if not isinstance(names, Mapping) or not all(isinstance(k, str) and isinstance(v, str) and v
+                                                     for k, v in names.items()):
+            check.fail("type_names", "allowed: a mapping of entity type -> new name (e.g. {PER: person})")
         adaptation = self.adaptation
         if not isinstance(adaptation, AdaptationConfig):
             adaptation = AdaptationConfig.from_params(adaptation, f"{where}.adaptation")
@@ -104,4 +144,5 @@ class SourceTaggerSettings(Settings):
                               f"fine-tunes its encoder: full or lora (finetune_all or finetune_lora)")
 
 
-__all__ = ["HeldOutLeakError", "SourceTaggerSettings", "check_no_leak", "hold_out_types", "pretrain_tagger"]
+__all__ = ["HeldOutLeakError", "SourceTaggerSettings", "check_no_leak", "hold_out_types", "pretrain_tagger",
+           "renamed_types", "source_sentences"]

@@ -13,7 +13,8 @@ Then `select_meta_learner_node` -> `meta_learner` (the best meta-validation accu
 -> its PNG; and
 `meta_learning_report_node` -> data/08_reporting/meta_learning.md with its tables and plot.
 With `meta_training.ner_source`: `ner_source_tagger_node` (gpu) -> `ner_source_tagger`, the NER
-learner `new_task` adapts (a tagger fine-tuned on the NER domain's train split).
+learner `new_task` adapts (a tagger fine-tuned on the NER domain's train split and those of the
+NER corpora of `meta_sources:` it names). Text meta-training reads only the text corpora there.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from kedro.pipeline import Node, Pipeline
 
-from fastadapt.config import meta_source_configs
+from fastadapt.config import ConfigError, meta_source_configs
 from fastadapt.hooks import RUN_ENVIRONMENT
 from fastadapt.meta.broad import SMLMT
 from fastadapt.meta.plan import MetaTrainingPlan
@@ -110,7 +111,9 @@ def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
     broad = plan.broad_plan(text_domains)
     lodo = {}
     if broad is not None:
-        tables = {f"{name}_splits": f"{name}.splits" for name in [*text_domains, *meta_source_configs(parameters)]}
+        text_sources = [name for name, config in meta_source_configs(parameters).items()
+                        if config.kind == "text_classification"]
+        tables = {f"{name}_splits": f"{name}.splits" for name in [*text_domains, *text_sources]}
         pool = {"unlabelled_pool": "unlabelled_pool"} if broad.weight(SMLMT) > 0 else {}
         for fold in broad.runs:
             run = f"broad_{fold}"
@@ -136,8 +139,15 @@ def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
                            "lodo_summary_node", False, "meta_training"))
     ner_source = plan.ner_source_settings
     if ner_source is not None:
-        domain = ner_source.domain
-        nodes.append(_node(ner_source_tagger_node, {"splits": f"{domain}.splits", "params": PARAMS, **backbone},
+        ner_corpora = [name for name, config in meta_source_configs(parameters).items() if config.kind == "ner"]
+        named = ner_corpora if ner_source.sources is None else list(ner_source.sources)
+        unknown = [name for name in named if name not in ner_corpora]
+        if unknown:
+            raise ConfigError(f"meta_training.ner_source.sources names {unknown}, which are not NER corpora of "
+                              f"meta_sources:; allowed: {ner_corpora}, or null for all of them")
+        sources = {f"{name}_splits": f"{name}.splits" for name in named}
+        nodes.append(_node(ner_source_tagger_node, {"splits": f"{ner_source.domain}.splits", "params": PARAMS,
+                                                    **sources, **backbone},
                            "ner_source_tagger", "ner_source_tagger_node", True, "meta_training"))
     nodes.append(_node(select_meta_learner, select_inputs, ["meta_learner", "meta_training_history",
                                                             "meta_training.runs"],
