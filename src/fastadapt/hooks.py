@@ -25,9 +25,9 @@ class RunParametersHook:
 
     Pipelines are generated from parameters (one namespace per domain, the task of `new_task`),
     but Kedro builds them without a context; the context exists just before, so this records its
-    parameters for `fastadapt.config.project_parameters`, which `fastadapt.pipelines.wiring.from_run_parameters`
-    reads for every pipeline's `create_pipeline` (the one reader). The environment is derived from the
-    run itself (`--env`), so a report cannot name another configuration than the one that made
+    parameters for `fastadapt.config.project_parameters`, which
+    `fastadapt.pipelines.wiring.from_run_parameters` reads for every pipeline's `create_pipeline`
+    (the one reader). The environment is derived from the run itself (`--env`), so a report cannot name another configuration than the one that made
     it: the catalog gets it as the in-memory dataset `run_environment`.
     """
 

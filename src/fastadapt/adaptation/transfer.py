@@ -100,10 +100,10 @@ def pretrain_tagger(
 @dataclass(frozen=True)
 class SourceTaggerSettings(Settings):
     """The `meta_training.ner_source` block: which NER domain's train split the released source
-    tagger learns, which other NER corpora (`meta_sources` of kind ner; null: all) join it and how often each
-    of their sentences repeats, how the domain's types are renamed to agree with theirs, which
-    types it never sees (after the renaming), and how it is fine-tuned (an `AdaptationConfig`,
-    strategy finetune_all or finetune_lora)."""
+    tagger learns, which other NER corpora (`meta_sources` of kind ner; null: all) join it and how
+    often each of their sentences repeats, how the domain's types are renamed to agree with theirs,
+    which types it never sees (after the renaming), and how it is fine-tuned (an
+    `AdaptationConfig`, strategy finetune_all or finetune_lora)."""
 
     domain: str | None = None
     adaptation: AdaptationConfig | Mapping[str, Any] | None = None

@@ -23,8 +23,8 @@ def ner_source_tagger_node(splits: pd.DataFrame, params: Mapping[str, Any], word
                            pretrained_backbone: Any = None, **source_splits: pd.DataFrame) -> EncoderTagger:
     """Fine-tune `meta_training.backbone` on the train sentences of `meta_training.ner_source.domain`
     (its types renamed by `type_names`) and of the NER corpora `source_splits` (`<corpus>_splits`
-    tables: `ner_source.sources`, each sentence `source_repeat` times), every type but `held_out`; the tagger keeps the source tag
-    transitions StructShot uses."""
+    tables: `ner_source.sources`, each sentence `source_repeat` times), every type but `held_out`;
+    the tagger keeps the source tag transitions StructShot uses."""
     plan = MetaTrainingPlan.from_params(params).use_threads()
     settings = plan.ner_source_settings
     backbone = named_backbone(plan.backbone, "meta_training.backbone", wordpiece_tokenizer,

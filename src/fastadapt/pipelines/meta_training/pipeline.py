@@ -14,7 +14,7 @@ Then `select_meta_learner_node` -> `meta_learner` (the best meta-validation accu
 `meta_learning_report_node` -> data/08_reporting/meta_learning.md with its tables and plot.
 With `meta_training.ner_source`: `ner_source_tagger_node` (gpu) -> `ner_source_tagger`, the NER
 learner `new_task` adapts (a tagger fine-tuned on the NER domain's train split and those of the
-NER corpora of `meta_sources:` it names). Text meta-training reads only the text corpora there.
+NER corpora of `meta_sources:` it names, null: all). Text meta-training reads only the text corpora there.
 """
 
 from __future__ import annotations
@@ -109,10 +109,10 @@ def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
         select_inputs[f"history__{run.name}"] = f"meta_training.{run.name}.history"
     text_domains = text_domain_names(parameters)
     broad = plan.broad_plan(text_domains)
+    meta_sources = meta_source_configs(parameters)
     lodo = {}
     if broad is not None:
-        text_sources = [name for name, config in meta_source_configs(parameters).items()
-                        if config.kind == "text_classification"]
+        text_sources = [name for name, config in meta_sources.items() if config.kind == "text_classification"]
         tables = {f"{name}_splits": f"{name}.splits" for name in [*text_domains, *text_sources]}
         pool = {"unlabelled_pool": "unlabelled_pool"} if broad.weight(SMLMT) > 0 else {}
         for fold in broad.runs:
@@ -139,7 +139,7 @@ def create_pipeline(parameters: Mapping[str, Any]) -> Pipeline:
                            "lodo_summary_node", False, "meta_training"))
     ner_source = plan.ner_source_settings
     if ner_source is not None:
-        ner_corpora = [name for name, config in meta_source_configs(parameters).items() if config.kind == "ner"]
+        ner_corpora = [name for name, config in meta_sources.items() if config.kind == "ner"]
         named = ner_corpora if ner_source.sources is None else list(ner_source.sources)
         unknown = [name for name in named if name not in ner_corpora]
         if unknown:
