@@ -32,13 +32,13 @@ class AnswerSuggestionSettings(Settings):
     domain: str = "dialogue_intent"
     classifier: str = "tfidf"
     backbone: str = "minilm-l6"
+    device: str = "auto"
+    batch_size: int = 64
     bank_splits: tuple[str, ...] = ("train",)
     max_pairs_per_intent: int = 60
     neighbours: int = 20
     top_n: int = 3
     examples: int = 8
-    batch_size: int = 64
-    device: str = "auto"
     seed: int = 0
     new_services: Mapping[str, Any] = field(default_factory=dict)
     registered_model: str = "answer_suggester"

@@ -65,27 +65,27 @@ class SurgeConfig(Settings):
     - ``min_baseline_days``: baseline days since the entity's first item needed to test;
     - ``min_baseline_count``: baseline items needed to test;
     - ``min_count``: items in the window needed to test;
-    - ``alpha``: level of the corrected p-value below which a window is an alert;
-    - ``correction``: ``fdr_bh`` (Benjamini-Hochberg), ``bonferroni`` or ``none``;
     - ``cooldown_days``: days after an alert during which an entity's repeats are absorbed;
     - ``window_days``: days per window (one window ends on every day);
     - ``prior_strength``: pseudo-items at the stream-wide share added to each baseline;
     - severity: ``high`` when observed / expected >= ``high_ratio`` and the corrected p-value
-      <= ``alpha * high_p_factor``; ``medium`` when the ratio >= ``medium_ratio``; else ``low``.
+      <= ``alpha * high_p_factor``; ``medium`` when the ratio >= ``medium_ratio``; else ``low``;
+    - ``alpha``: level of the corrected p-value below which a window is an alert;
+    - ``correction``: ``fdr_bh`` (Benjamini-Hochberg), ``bonferroni`` or ``none``.
     """
 
     baseline_days: int = 28
     min_baseline_days: int = 7
     min_baseline_count: int = 5
     min_count: int = 5
-    alpha: float = 0.01
-    correction: str = "fdr_bh"
     cooldown_days: int = 3
     window_days: int = 1
     prior_strength: float = 2.0
     medium_ratio: float = 1.5
     high_ratio: float = 2.0
     high_p_factor: float = 0.1
+    alpha: float = 0.01
+    correction: str = "fdr_bh"
 
     def validate(self, where: str = "monitoring.surge") -> None:
         check = Checks(self, where)
