@@ -55,6 +55,9 @@ CROSSNER = ["politics", "science", "music", "literature", "ai"]
 # CoNLL-2003's types under the names CrossNER gives the same types, so one head learns each once.
 CONLL_TO_CROSSNER = {"PER": "person", "LOC": "location", "ORG": "organisation", "MISC": "misc"}
 LODO_PREFIX = "lodo_"
+# Source taggers trained with CONTaiNER's contrastive token objective beside the cross-entropy
+# (`pretrain --token-contrastive W`) are saved as `source_<fold>_ctr` and evaluated with `--variant ctr`.
+CONTRASTIVE_SUFFIX = "_ctr"
 
 
 def read_conll_split(split: str) -> pd.DataFrame:
@@ -103,9 +106,10 @@ def pretrain(args: argparse.Namespace) -> None:
 
     train = read_conll_split("train")
     train = train[train["tokens"].map(len) > 0]
+    suffix = CONTRASTIVE_SUFFIX if args.token_contrastive else ""
     for fold in args.folds:
         tokens, tags, source = source_sentences(train, fold, args.crossner_repeat)
-        target = MODELS / f"source_{fold}"
+        target = MODELS / f"source_{fold}{suffix}"
         if (target / "tagger.json").is_file() and not args.force:
             print(f"{target} exists; skipping (--force to retrain)", flush=True)
             continue
@@ -113,6 +117,7 @@ def pretrain(args: argparse.Namespace) -> None:
         config = AdaptationConfig.from_params({
             "strategy": "full", "max_length": 128, "batch_size": 64, "device": args.device, "dropout": 0.1,
             "casing": fold == "all_cased",
+            **({"token_contrastive": {"weight": args.token_contrastive}} if args.token_contrastive else {}),
             "training": {"max_steps": args.steps, "batch_size": 16, "lr": args.lr, "warmup_ratio": 0.1,
                          "device": args.device, "num_threads": args.threads, "log_every": 50, "seed": 0}})
         held_out = [fold] if fold in CONLL_TYPES else []
@@ -124,7 +129,7 @@ def pretrain(args: argparse.Namespace) -> None:
         if target.exists():
             shutil.rmtree(target)
         partial.replace(target)  # a killed run never leaves a half-written model directory
-        print(f"source_{fold}: {time.perf_counter() - started:.0f} s, {tagger.training}", flush=True)
+        print(f"{target.name}: {time.perf_counter() - started:.0f} s, {tagger.training}", flush=True)
 
 
 # ---- evaluation ----------------------------------------------------------------------------------
@@ -291,16 +296,16 @@ def support_rows(train: pd.DataFrame, k: int, seed: int) -> pd.DataFrame:
     return train.set_index("row_id", drop=False).loc[ids].reset_index(drop=True)
 
 
-def select(fold: str, tagger, train: pd.DataFrame, dev_rows: int, threads: int) -> None:
+def select(fold: str, tagger, train: pd.DataFrame, dev_rows: int, threads: int, suffix: str = "") -> None:
     """The GRID on CoNLL validation (the first `dev_rows` testa sentences) for one fold, k=5,
-    seeds 0-1: held-out F1 per setting, to `selection_<fold>.parquet`."""
+    seeds 0-1: held-out F1 per setting, to `selection_<fold><suffix>.parquet`."""
     from fastadapt.adapt import adapt
 
-    path = OUTPUT / f"selection_{fold}.parquet"
+    path = OUTPUT / f"selection_{fold}{suffix}.parquet"
     if path.is_file():
         return
     dev = read_conll_split("validation").iloc[:dev_rows]
-    dev_encoded = Encoded(f"source_{fold}_testa{dev_rows}", tagger.backbone, dev["tokens"].tolist(), threads)
+    dev_encoded = Encoded(f"source_{fold}{suffix}_testa{dev_rows}", tagger.backbone, dev["tokens"].tolist(), threads)
     rows = []
     for seed in (0, 1):
         support = support_rows(train, 5, seed)
@@ -322,6 +327,7 @@ def evaluate(args: argparse.Namespace) -> None:
     from fastadapt.models.backbones import load_backbone
 
     results = Results(OUTPUT / f"results_{args.tag}.parquet")
+    suffix = CONTRASTIVE_SUFFIX if args.variant == "ctr" else ""
     train, test = read_conll_split("train"), read_conll_split("test")
     draws = {(k, seed): support_rows(train, k, seed) for k in args.ks for seed in args.seeds}
     minilm = None
@@ -330,32 +336,36 @@ def evaluate(args: argparse.Namespace) -> None:
             minilm = minilm or load_backbone("minilm-l6")
             learner, test_features = minilm, Encoded("minilm_testb", minilm, test["tokens"].tolist(), args.threads)
         else:
-            learner = source_tagger(fold)
-            select(fold, learner, train, args.dev_rows, args.threads)
-            test_features = Encoded(f"source_{fold}_testb", learner.backbone, test["tokens"].tolist(), args.threads)
+            learner = source_tagger(fold + suffix)
+            select(fold, learner, train, args.dev_rows, args.threads, suffix)
+            test_features = Encoded(f"source_{fold}{suffix}_testb", learner.backbone, test["tokens"].tolist(),
+                                    args.threads)
+        encoder = fold if fold == "minilm" else fold + suffix
         for (k, seed), support in draws.items():
-            if results.done(experiment="tagset", encoder=fold, k=k, seed=seed):
+            if results.done(experiment="tagset", encoder=encoder, k=k, seed=seed):
                 continue
             full = fold != "minilm" and seed in args.full_seeds and k in args.full_ks
             rows = learner_rows(learner, support, test, test_features, None, args.threads,
-                                "minilm" if fold == "minilm" else "source", full)
+                                "minilm" if fold == "minilm" else ("ctr" if suffix else "source"), full)
             folds = CONLL_TYPES if fold == "minilm" else [fold]
-            results.add([{"experiment": "tagset", "encoder": fold, "corpus": held, "k": k, "seed": seed,
+            results.add([{"experiment": "tagset", "encoder": encoder, "corpus": held, "k": k, "seed": seed,
                           "n_support": len(support), "f1_heldout": row.get(f"f1__{held}", 0.0), **row}
                          for row in rows for held in folds])
-            print(f"tagset {fold} k={k} seed={seed}: " + ", ".join(
+            print(f"tagset {encoder} k={k} seed={seed}: " + ", ".join(
                 f"{r['learner']} {r.get('f1__' + folds[0], 0):.3f}" for r in rows), flush=True)
     for domain in args.domains:
         domain_train, domain_test = read_crossner_split(domain, "train"), read_crossner_split(domain, "test")
         minilm = minilm or load_backbone("minilm-l6")
         if args.domain_source == "lodo":  # only the learners on the leave-this-domain-out source
-            tagger = source_tagger(LODO_PREFIX + domain)
-            learners = (("lodo", tagger, tagger.backbone),)
+            tagger = source_tagger(LODO_PREFIX + domain + suffix)
+            learners = (("lodo" + ("_ctr" if suffix else ""), tagger, tagger.backbone),)
         else:
-            tagger = source_tagger("all")
-            learners = (("source", tagger, tagger.backbone), ("minilm", minilm, minilm))
+            tagger = source_tagger("all" + suffix)
+            learners = (("ctr" if suffix else "source", tagger, tagger.backbone),) + (
+                () if suffix else (("minilm", minilm, minilm),))
         for name, learner, backbone in learners:
-            encoder = {"source": "source_all", "minilm": "minilm", "lodo": f"source_lodo_{domain}"}[name]
+            encoder = {"source": "source_all", "ctr": "source_all_ctr", "minilm": "minilm", "lodo": f"source_lodo_{domain}",
+                       "lodo_ctr": f"source_lodo_{domain}_ctr"}[name]
             test_features = Encoded(f"{encoder}_crossner_{domain}_test", backbone, domain_test["tokens"].tolist(),
                                     args.threads)
             for seed in args.seeds:
@@ -370,9 +380,11 @@ def evaluate(args: argparse.Namespace) -> None:
                     f"{r['learner']} {r['entity_f1']:.3f}" for r in rows), flush=True)
 
 
-def chosen_settings() -> dict:
-    """Per strategy, the GRID setting with the best mean held-out F1 on testa over the folds."""
-    frames = [pd.read_parquet(p) for p in sorted(OUTPUT.glob("selection_*.parquet")) if "partial" not in p.name]
+def chosen_settings(suffix: str = "") -> dict:
+    """Per strategy, the GRID setting with the best mean held-out F1 on testa over the folds, for
+    the source taggers of `suffix` (plain, or `_ctr`: trained with the contrastive objective)."""
+    frames = [pd.read_parquet(p) for p in sorted(OUTPUT.glob("selection_*.parquet")) if "partial" not in p.name
+              and p.stem.endswith(CONTRASTIVE_SUFFIX) == bool(suffix)]
     if not frames:
         return {}
     table = pd.concat(frames)
@@ -450,6 +462,14 @@ LEARNER_LABELS = {
     "nnshot_lodo": "NNShot, CoNLL + other CrossNER domains",
     "head_lodo": "frozen CoNLL + other-CrossNER encoder + head",
     "full_lodo": "full fine-tuning from the CoNLL + other-CrossNER encoder",
+    "structshot_ctr": "StructShot, source encoder + CONTaiNER objective",
+    "nnshot_ctr": "NNShot, source encoder + CONTaiNER objective",
+    "head_ctr": "frozen source encoder + CONTaiNER objective + head",
+    "full_ctr": "full fine-tuning from the source encoder + CONTaiNER objective",
+    "structshot_lodo_ctr": "StructShot, CoNLL + other CrossNER domains + CONTaiNER objective",
+    "nnshot_lodo_ctr": "NNShot, CoNLL + other CrossNER domains + CONTaiNER objective",
+    "head_lodo_ctr": "frozen CoNLL + other-CrossNER encoder + CONTaiNER objective + head",
+    "full_lodo_ctr": "full fine-tuning from the CoNLL + other-CrossNER encoder + CONTaiNER objective",
 }
 
 
@@ -472,10 +492,13 @@ def report(args: argparse.Namespace) -> None:
     results = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     settings = chosen_settings()
     keep = np.ones(len(results), dtype=bool)
-    for strategy, chosen in settings.items():  # NNShot / StructShot rows of the setting chosen on testa
-        rows = results["learner"].isin([strategy, f"{strategy}_minilm", f"{strategy}_lodo"]).to_numpy()
-        match = (results["temperature"] == chosen["temperature"]) & (results["transition_weight"] == chosen["transition_weight"])
-        keep &= ~rows | match.to_numpy()
+    # NNShot / StructShot rows of the setting chosen on testa, for each kind of source tagger.
+    for names, chosen_for in ((("", "_minilm", "_lodo"), settings), (("_ctr", "_lodo_ctr"), chosen_settings("_ctr"))):
+        for strategy, chosen in chosen_for.items():
+            rows = results["learner"].isin([strategy + name for name in names]).to_numpy()
+            match = ((results["temperature"] == chosen["temperature"])
+                     & (results["transition_weight"] == chosen["transition_weight"]))
+            keep &= ~rows | match.to_numpy()
     results = results[keep]
     order = [name for name in LEARNER_LABELS if name in set(results["learner"])]
     lines = ["# Few-shot NER", "",
@@ -601,6 +624,11 @@ def main() -> None:
     parser.add_argument("--domains", nargs="*", default=CROSSNER)
     parser.add_argument("--crossner-repeat", type=int, default=4,
                         help="pretrain lodo_<D>: times each CrossNER train sentence joins CoNLL's")
+    parser.add_argument("--token-contrastive", type=float, default=None, metavar="WEIGHT",
+                        help="pretrain: add CONTaiNER's contrastive token objective with this weight "
+                             "(saved as source_<fold>_ctr)")
+    parser.add_argument("--variant", choices=["plain", "ctr"], default="plain",
+                        help="evaluate: the source taggers trained without (plain) or with the objective (ctr)")
     parser.add_argument("--domain-source", choices=["all", "lodo"], default="all",
                         help="evaluate: the CrossNER learners on source_all and MiniLM, or on source_lodo_<domain>")
     args = parser.parse_args()

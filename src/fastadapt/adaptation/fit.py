@@ -17,6 +17,7 @@ domain (every k-shot set) encodes the domain's texts once.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from fastadapt.adaptation.classifier import (
     PrototypeHead,
     token_limit,
 )
+from fastadapt.adaptation.container import ContrastiveTaggerModule, contrastive_tagger_loss
 from fastadapt.adaptation.contrastive import contrastive_tune
 from fastadapt.adaptation.lora import inject_lora, merged_copy
 from fastadapt.adaptation.ner import (
@@ -55,6 +57,7 @@ from fastadapt.adaptation.strategies import AdaptationConfig, AdaptStrategy
 from fastadapt.models.backbones import Backbone
 from fastadapt.models.batching import length_bucketed_batches, pad_batch, tokenize
 from fastadapt.models.encoder import embed_texts
+from fastadapt.models.training import unwrap as unwrap_model
 from fastadapt.tasks.kshot import draw_kshot, draw_ner_kshot
 
 log = logging.getLogger(__name__)
@@ -253,6 +256,9 @@ def fit_classifier(
     texts, labels = _check_texts(texts, labels)
     if config.casing:
         raise ValueError("casing applies to NER taggers only (fit_tagger), not to text classifiers")
+    if config.token_contrastive is not None:
+        raise ValueError("token_contrastive (CONTaiNER's token objective) applies to NER taggers only (fit_tagger), "
+                         "not to text classifiers")
     if features is not None and len(features) != len(texts):
         raise ValueError(f"features has {len(features)} rows for {len(texts)} texts")
     if features is not None and not config.frozen_encoder:
@@ -530,8 +536,16 @@ def fit_tagger(
                                per_token=True, casing=None if val_shapes is None else [val_shapes[i] for i in b])
                        for b in order]
         validate = lambda model: _mean_loss(model, val_batches, _sequence_loss)
-    summary = _train(module, _sequence_loss, batches, config, checkpoint_name, validate,
-                     f"{config.strategy} token fine-tuning ({len(tags)} tags)", progress)
+    trained, loss, objective = module, _sequence_loss, "token fine-tuning"
+    if config.token_contrastive is not None:
+        trained = ContrastiveTaggerModule(module, config.token_contrastive, backbone.hidden_size)
+        loss, objective = contrastive_tagger_loss, "token fine-tuning + CONTaiNER objective"
+        if validate is not None:
+            validate = lambda model: _mean_loss(unwrap_model(model).tagger, val_batches, _sequence_loss)
+    summary = _train(trained, loss, batches, config, checkpoint_name, validate,
+                     f"{config.strategy} {objective} ({len(tags)} tags)", progress)
+    if config.token_contrastive is not None:
+        summary = {**summary, "token_contrastive": dataclasses.asdict(config.token_contrastive)}
     tuned = _merged_backbone(backbone, module.encoder, config)
     return EncoderTagger(tuned, module.head, tags, training=summary, **common)
 

@@ -195,7 +195,10 @@ class TokenClassifierModule(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 casing: torch.Tensor | None = None) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.classify(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, casing)
+
+    def classify(self, hidden: torch.Tensor, casing: torch.Tensor | None = None) -> torch.Tensor:
+        """The head's logits for the encoder's per-subword states `hidden`."""
         if self.normalize:
             hidden = nn.functional.normalize(hidden, dim=-1)
         if self.casing:

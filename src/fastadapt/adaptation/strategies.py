@@ -101,8 +101,8 @@ _TRAINED_KEYS = _COMMON_KEYS | {"casing", "head_init", "metric", "temperature", 
 _STRATEGY_KEYS = {
     AdaptStrategy.PROTOTYPE: _COMMON_KEYS | {"metric", "temperature", "contrastive"},
     AdaptStrategy.FINETUNE_HEAD: _TRAINED_KEYS | {"contrastive"},
-    AdaptStrategy.FINETUNE_ALL: _TRAINED_KEYS,
-    AdaptStrategy.FINETUNE_LORA: _TRAINED_KEYS | {"lora"},
+    AdaptStrategy.FINETUNE_ALL: _TRAINED_KEYS | {"token_contrastive"},
+    AdaptStrategy.FINETUNE_LORA: _TRAINED_KEYS | {"lora", "token_contrastive"},
 }
 
 
@@ -140,6 +140,9 @@ class AdaptationConfig(Settings):
     contrastive: a `ContrastiveSettings` block (head, prototype; text classifiers): SetFit's
         contrastive step tunes a copy of the encoder on support pairs before the head is fitted
         (`fastadapt.adaptation.contrastive`); None: the encoder stays as it is.
+    token_contrastive: a `TokenContrastiveSettings` block (full, lora; NER taggers): CONTaiNER's
+        contrastive token objective added to the head's cross-entropy
+        (`fastadapt.adaptation.container`); None: cross-entropy alone.
     """
 
     strategy: AdaptStrategy = AdaptStrategy.PROTOTYPE
@@ -157,6 +160,7 @@ class AdaptationConfig(Settings):
     label_names: bool = False
     casing: bool = False
     contrastive: Any = None  # ContrastiveSettings | None
+    token_contrastive: Any = None  # TokenContrastiveSettings | None
 
     def __post_init__(self) -> None:  # `AdaptationConfig(strategy="head")` in code means the same
         object.__setattr__(self, "strategy", AdaptStrategy.parse(self.strategy, "strategy", FITTED, short_names=True))
@@ -188,6 +192,11 @@ class AdaptationConfig(Settings):
             from fastadapt.adaptation.contrastive import ContrastiveSettings
 
             values["contrastive"] = ContrastiveSettings.from_params(values["contrastive"], f"{where}.contrastive")
+        if values.get("token_contrastive") is not None:
+            from fastadapt.adaptation.container import TokenContrastiveSettings
+
+            values["token_contrastive"] = TokenContrastiveSettings.from_params(values["token_contrastive"],
+                                                                               f"{where}.token_contrastive")
         kshot = values.pop("kshot_training", None)
         if strategy in TRAINED_STRATEGIES:
             from fastadapt.models.training import TrainingConfig
