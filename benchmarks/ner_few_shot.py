@@ -15,10 +15,13 @@ Learners. Source taggers are MiniLM fine-tuned on CoNLL-2003 train (`pretrain_ta
 every CrossNER domain), `source_<T>` with type T relabelled O (tag-set extension fold T; the
 leak check of `pretrain_tagger` guarantees T was never seen), and `source_lodo_<D>` on CoNLL-2003
 train plus the train splits of the four CrossNER domains other than D (CoNLL's types under
-CrossNER's names), the domain-transfer learner of `evaluate --domain-source lodo`. On each support draw (greedy, k
-mentions per type, `draw_ner_kshot`) we compare, on the same draws:
+CrossNER's names), the domain-transfer learner of `evaluate --domain-source lodo`. Each of them
+can also be trained with CONTaiNER's contrastive token objective beside the cross-entropy
+(`pretrain --token-contrastive 1.0`, saved as `source_<fold>_ctr`; `evaluate --variant ctr`). On
+each support draw (greedy, k mentions per type, `draw_ner_kshot`) we compare, on the same draws:
   nnshot / structshot         on the source tagger's encoder (StructShot: source transitions)
   *_lodo                      the same learners on `source_lodo_<D>` (CrossNER domain D)
+  *_ctr                       the same learners on the source taggers trained with the objective
   head_source                 a linear token head on the source encoder's frozen features
   full_source                 fine-tuning the source encoder with a fresh head (finetune_all)
   prototype_minilm / head_minilm   the strategies new_task had before, on plain MiniLM
@@ -56,8 +59,14 @@ CROSSNER = ["politics", "science", "music", "literature", "ai"]
 CONLL_TO_CROSSNER = {"PER": "person", "LOC": "location", "ORG": "organisation", "MISC": "misc"}
 LODO_PREFIX = "lodo_"
 # Source taggers trained with CONTaiNER's contrastive token objective beside the cross-entropy
-# (`pretrain --token-contrastive W`) are saved as `source_<fold>_ctr` and evaluated with `--variant ctr`.
-CONTRASTIVE_SUFFIX = "_ctr"
+# (`pretrain --token-contrastive W`) are saved as `source_<fold>_ctr` (`--variant NAME`: `_NAME`, for
+# an ablation) and evaluated with `--variant ctr`.
+CONTRASTIVE_VARIANT = "ctr"
+
+
+def variant_suffix(variant: str) -> str:
+    """The saved source taggers' suffix of a `--variant` (none for `plain`)."""
+    return "" if variant == "plain" else f"_{variant}"
 
 
 def read_conll_split(split: str) -> pd.DataFrame:
@@ -106,7 +115,8 @@ def pretrain(args: argparse.Namespace) -> None:
 
     train = read_conll_split("train")
     train = train[train["tokens"].map(len) > 0]
-    suffix = CONTRASTIVE_SUFFIX if args.token_contrastive else ""
+    variant = CONTRASTIVE_VARIANT if args.token_contrastive and args.variant == "plain" else args.variant
+    suffix = variant_suffix(variant)
     for fold in args.folds:
         tokens, tags, source = source_sentences(train, fold, args.crossner_repeat)
         target = MODELS / f"source_{fold}{suffix}"
@@ -327,7 +337,8 @@ def evaluate(args: argparse.Namespace) -> None:
     from fastadapt.models.backbones import load_backbone
 
     results = Results(OUTPUT / f"results_{args.tag}.parquet")
-    suffix = CONTRASTIVE_SUFFIX if args.variant == "ctr" else ""
+    suffix = variant_suffix(args.variant)
+    named = suffix[1:] if suffix else "source"  # the learners' names: structshot_<variant>, head_<variant>
     train, test = read_conll_split("train"), read_conll_split("test")
     draws = {(k, seed): support_rows(train, k, seed) for k in args.ks for seed in args.seeds}
     minilm = None
@@ -346,7 +357,7 @@ def evaluate(args: argparse.Namespace) -> None:
                 continue
             full = fold != "minilm" and seed in args.full_seeds and k in args.full_ks
             rows = learner_rows(learner, support, test, test_features, None, args.threads,
-                                "minilm" if fold == "minilm" else ("ctr" if suffix else "source"), full)
+                                "minilm" if fold == "minilm" else named, full)
             folds = CONLL_TYPES if fold == "minilm" else [fold]
             results.add([{"experiment": "tagset", "encoder": encoder, "corpus": held, "k": k, "seed": seed,
                           "n_support": len(support), "f1_heldout": row.get(f"f1__{held}", 0.0), **row}
@@ -358,14 +369,12 @@ def evaluate(args: argparse.Namespace) -> None:
         minilm = minilm or load_backbone("minilm-l6")
         if args.domain_source == "lodo":  # only the learners on the leave-this-domain-out source
             tagger = source_tagger(LODO_PREFIX + domain + suffix)
-            learners = (("lodo" + ("_ctr" if suffix else ""), tagger, tagger.backbone),)
+            learners = (("lodo" + suffix, tagger, tagger.backbone),)
         else:
             tagger = source_tagger("all" + suffix)
-            learners = (("ctr" if suffix else "source", tagger, tagger.backbone),) + (
-                () if suffix else (("minilm", minilm, minilm),))
+            learners = ((named, tagger, tagger.backbone),) + (() if suffix else (("minilm", minilm, minilm),))
         for name, learner, backbone in learners:
-            encoder = {"source": "source_all", "ctr": "source_all_ctr", "minilm": "minilm", "lodo": f"source_lodo_{domain}",
-                       "lodo_ctr": f"source_lodo_{domain}_ctr"}[name]
+            encoder = {named: f"source_all{suffix}", "minilm": "minilm", "lodo" + suffix: f"source_lodo_{domain}{suffix}"}[name]
             test_features = Encoded(f"{encoder}_crossner_{domain}_test", backbone, domain_test["tokens"].tolist(),
                                     args.threads)
             for seed in args.seeds:
@@ -383,8 +392,8 @@ def evaluate(args: argparse.Namespace) -> None:
 def chosen_settings(suffix: str = "") -> dict:
     """Per strategy, the GRID setting with the best mean held-out F1 on testa over the folds, for
     the source taggers of `suffix` (plain, or `_ctr`: trained with the contrastive objective)."""
-    frames = [pd.read_parquet(p) for p in sorted(OUTPUT.glob("selection_*.parquet")) if "partial" not in p.name
-              and p.stem.endswith(CONTRASTIVE_SUFFIX) == bool(suffix)]
+    names = {f"selection_{fold}{suffix}" for fold in CONLL_TYPES}
+    frames = [pd.read_parquet(p) for p in sorted(OUTPUT.glob("selection_*.parquet")) if p.stem in names]
     if not frames:
         return {}
     table = pd.concat(frames)
@@ -493,7 +502,9 @@ def report(args: argparse.Namespace) -> None:
     settings = chosen_settings()
     keep = np.ones(len(results), dtype=bool)
     # NNShot / StructShot rows of the setting chosen on testa, for each kind of source tagger.
-    for names, chosen_for in ((("", "_minilm", "_lodo"), settings), (("_ctr", "_lodo_ctr"), chosen_settings("_ctr"))):
+    contrastive = variant_suffix(CONTRASTIVE_VARIANT)
+    for names, chosen_for in ((("", "_minilm", "_lodo"), settings),
+                              ((contrastive, "_lodo" + contrastive), chosen_settings(contrastive))):
         for strategy, chosen in chosen_for.items():
             rows = results["learner"].isin([strategy + name for name in names]).to_numpy()
             match = ((results["temperature"] == chosen["temperature"])
@@ -626,9 +637,10 @@ def main() -> None:
                         help="pretrain lodo_<D>: times each CrossNER train sentence joins CoNLL's")
     parser.add_argument("--token-contrastive", type=float, default=None, metavar="WEIGHT",
                         help="pretrain: add CONTaiNER's contrastive token objective with this weight "
-                             "(saved as source_<fold>_ctr)")
-    parser.add_argument("--variant", choices=["plain", "ctr"], default="plain",
-                        help="evaluate: the source taggers trained without (plain) or with the objective (ctr)")
+                             "(saved as source_<fold>_ctr, or _<variant> with --variant)")
+    parser.add_argument("--variant", default="plain",
+                        help="evaluate: the source taggers trained without (plain) or with the objective (ctr, or "
+                             "the --variant they were pre-trained under)")
     parser.add_argument("--domain-source", choices=["all", "lodo"], default="all",
                         help="evaluate: the CrossNER learners on source_all and MiniLM, or on source_lodo_<domain>")
     args = parser.parse_args()

@@ -225,7 +225,7 @@ CROSSNER_SENTENCES = [(["word0b", "wrote", "word1b", "word1c", "."], ["B-person"
 
 def test_meta_training_releases_an_ner_source_tagger_that_never_sees_held_out_types(tmp_path, run_project):
     ner_source = {"domain": "ner", "held_out": ["ORG"],
-                  "adaptation": {"strategy": "full", "max_length": 16,
+                  "adaptation": {"strategy": "full", "max_length": 16, "token_contrastive": {"weight": 1.0, "dim": 8},
                                  "training": {"max_steps": 2, "batch_size": 2, "lr": 1.0e-3, "seed": 0}}}
     project = meta_project(tmp_path, {**META, "ner_source": ner_source})
     parameters = {**PARAMETERS, "domains": {**PARAMETERS["domains"], "ner": {"kind": "ner", "raw": "conll2003"}}}
@@ -253,11 +253,12 @@ def test_meta_training_releases_an_ner_source_tagger_that_never_sees_held_out_ty
 
 def test_the_ner_source_tagger_learns_other_ner_corpora_with_the_types_renamed(tmp_path, run_project):
     """`sources` (null: every NER corpus of meta_sources:) join the domain's train sentences, `source_repeat`
-    times each; `type_names` renames the domain's types so that shared ones are one class; text
-    meta-training never reads an NER corpus; a source that is no NER corpus stops the run."""
+    times each; `type_names` renames the domain's types so that shared ones are one class; the
+    `token_contrastive` objective reaches the fit; text meta-training never reads an NER corpus; a
+    source that is no NER corpus stops the run."""
     ner_source = {"domain": "ner", "sources": None, "source_repeat": 3,
                   "type_names": {"PER": "person", "LOC": "location"}, "held_out": ["ORG"],
-                  "adaptation": {"strategy": "full", "max_length": 16,
+                  "adaptation": {"strategy": "full", "max_length": 16, "token_contrastive": {"weight": 1.0, "dim": 8},
                                  "training": {"max_steps": 2, "batch_size": 2, "lr": 1.0e-3, "seed": 0}}}
     project = meta_project(tmp_path, {**META, "ner_source": ner_source})
     parameters = {**PARAMETERS, "domains": {**PARAMETERS["domains"], "ner": {"kind": "ner", "raw": "conll2003"}},
@@ -281,6 +282,7 @@ def test_the_ner_source_tagger_learns_other_ner_corpora_with_the_types_renamed(t
                                    "O"]
     assert tagger.training["source"] == "ner train + crossner_x train x3"
     assert tagger.training["source_sentences"] == 6 + 2 * 3 and tagger.training["held_out"] == ["ORG"]
+    assert tagger.training["token_contrastive"] == {"weight": 1.0, "dim": 8}  # CONTaiNER's objective was trained
 
     from fastadapt.pipelines.meta_training.pipeline import create_pipeline
 
