@@ -493,6 +493,7 @@ def _ci(values) -> str:
 
 
 def report(args: argparse.Namespace) -> None:
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     paths = [p for p in sorted(OUTPUT.glob("results_*.parquet")) if "partial" not in p.name]
@@ -521,7 +522,10 @@ def report(args: argparse.Namespace) -> None:
         lines += ["Settings chosen on CoNLL testa (first 600 sentences, held-out F1, k=5, seeds 0-1, mean over "
                   "folds " + ", ".join(next(iter(settings.values()))["folds"]) + "; never on testb or CrossNER): "
                   + "; ".join(f"{k}: temperature {v['temperature']:g}, transition weight {v['transition_weight']:g} "
-                              f"(testa F1 {v['testa_f1']:.3f})" for k, v in settings.items()), ""]
+                              f"(testa F1 {v['testa_f1']:.3f})" for k, v in settings.items())
+                  + "".join(f"; on the `_ctr` taggers, {k}: temperature {v['temperature']:g}, transition weight "
+                            f"{v['transition_weight']:g} (testa F1 {v['testa_f1']:.3f})"
+                            for k, v in chosen_settings(contrastive).items()), ""]
     budgets = []
     for info_path in sorted(MODELS.glob("source_*/tagger.json")):
         training = json.loads(info_path.read_text()).get("training", {})
@@ -531,7 +535,7 @@ def report(args: argparse.Namespace) -> None:
                        f"held out {training.get('held_out')})")
     if budgets:
         lines += ["Source taggers (MiniLM fully fine-tuned on CoNLL-2003 train; `source_lodo_<D>` also on the "
-                  "other CrossNER domains' train splits): " + "; ".join(budgets)
+                  "other CrossNER domains' train splits; `_ctr` with CONTaiNER's contrastive token objective): " + "; ".join(budgets)
                   + ". Cells with n below 5 seeds (or 4 folds x 5 seeds) are runs this CPU budget did not reach; "
                   "`evaluate` resumes where it stopped.", ""]
     tagset = results[results["experiment"] == "tagset"]
@@ -596,7 +600,8 @@ def report(args: argparse.Namespace) -> None:
                 values = frame[(frame["learner"] == learner) & (frame[group] == g)][metric].dropna()
                 means.append(values.mean() if len(values) else np.nan)
                 errors.append(1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0)
-            axis.bar(np.arange(len(groups)) + i * width, means, width, yerr=errors, label=learner, capsize=2)
+            axis.bar(np.arange(len(groups)) + i * width, means, width, yerr=errors, label=learner, capsize=2,
+                     color=colormaps["tab20"](i % 20))  # more learners than the default cycle's 10 colours
         axis.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [f"{group}={g}" if group == "k" else g for g in groups])
         axis.set_title(title)
         axis.set_ylim(0, 1)
