@@ -83,7 +83,7 @@ def test_a_tagger_trained_with_the_objective_separates_tags_and_records_it(tiny_
         {"strategy": "full", "device": "cpu", "training": training}))
     contrastive = fit_tagger(tiny_backbone, tokens, tags, AdaptationConfig.from_params(
         {"strategy": "full", "device": "cpu", "training": training, "token_contrastive": {"dim": 8}}))
-    assert contrastive.training["token_contrastive"] == {"weight": 1.0, "dim": 8}
+    assert contrastive.training["token_contrastive"] == {"weight": 3.0, "dim": 8}
     assert "token_contrastive" not in plain.training
     # Same data, seed and steps: only the objective differs, so the encoders differ.
     plain_states = plain.word_features(tokens)[0]
