@@ -112,3 +112,15 @@ def test_the_trained_module_is_the_tagger_plus_a_projection(tiny_backbone):
         contrastive = container_loss(*module.projection(hidden[0, 1:4]), torch.tensor([0, 1, 0]))
     assert contrastive.item() > 0
     assert loss.item() == pytest.approx(cross_entropy.item() + 2.0 * contrastive.item(), rel=1e-5)
+
+
+def test_early_stopping_validates_the_tagger_on_its_cross_entropy(tiny_backbone):
+    """With the objective, validation scores the tagger inside the trained module (its head's
+    cross-entropy on the validation sentences), so early stopping works as without it."""
+    tokens, tags = [t for t, _ in SENTENCES], [t for _, t in SENTENCES]
+    training = {**TRAINING, "max_steps": 12, "eval_every": 4, "early_stop_patience": 5}
+    tagger = fit_tagger(tiny_backbone, tokens[:4], tags[:4], AdaptationConfig.from_params(
+        {"strategy": "full", "device": "cpu", "training": training, "token_contrastive": {"dim": 8}}),
+        validation=(tokens[4:], tags[4:]))
+    assert tagger.training["best_step"] in (4, 8, 12)
+    assert tagger.training["token_contrastive"] == {"weight": 3.0, "dim": 8}
