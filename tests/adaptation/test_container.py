@@ -83,7 +83,7 @@ def test_a_tagger_trained_with_the_objective_separates_tags_and_records_it(tiny_
         {"strategy": "full", "device": "cpu", "training": training}))
     contrastive = fit_tagger(tiny_backbone, tokens, tags, AdaptationConfig.from_params(
         {"strategy": "full", "device": "cpu", "training": training, "token_contrastive": {"dim": 8}}))
-    assert contrastive.training["token_contrastive"] == {"weight": 3.0, "dim": 8}
+    assert contrastive.training["token_contrastive"] == {"weight": 10.0, "dim": 8}
     assert "token_contrastive" not in plain.training
     # Same data, seed and steps: only the objective differs, so the encoders differ.
     plain_states = plain.word_features(tokens)[0]
@@ -123,4 +123,4 @@ def test_early_stopping_validates_the_tagger_on_its_cross_entropy(tiny_backbone)
         {"strategy": "full", "device": "cpu", "training": training, "token_contrastive": {"dim": 8}}),
         validation=(tokens[4:], tags[4:]))
     assert tagger.training["best_step"] in (4, 8, 12)
-    assert tagger.training["token_contrastive"] == {"weight": 3.0, "dim": 8}
+    assert tagger.training["token_contrastive"] == {"weight": 10.0, "dim": 8}
