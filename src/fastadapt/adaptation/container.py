@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fastadapt.adaptation.ner import IGNORE_INDEX
+from fastadapt.adaptation.ner import IGNORE_INDEX, token_cross_entropy
 from fastadapt.config import Checks, Settings
 
 VARIANCE_FLOOR = 1e-6  # the paper's ELU + 1 + epsilon keeps every variance positive
@@ -103,9 +103,7 @@ class ContrastiveTaggerModule(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
                 casing: torch.Tensor | None = None) -> torch.Tensor:
         hidden = self.tagger.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        logits = self.tagger.classify(hidden, casing)
-        cross_entropy = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                                    ignore_index=IGNORE_INDEX)
+        cross_entropy = token_cross_entropy(self.tagger.classify(hidden, casing), labels)
         labelled = labels != IGNORE_INDEX
         mean, variance = self.projection(hidden[labelled].float())
         return cross_entropy + self.weight * container_loss(mean, variance, labels[labelled])

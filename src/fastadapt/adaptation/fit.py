@@ -51,6 +51,7 @@ from fastadapt.adaptation.ner import (
     subword_casing,
     subword_labels,
     tag_set,
+    token_cross_entropy,
     word_features,
 )
 from fastadapt.adaptation.strategies import AdaptationConfig, AdaptStrategy
@@ -132,8 +133,7 @@ def _feature_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Ten
 def _sequence_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     extra = {"casing": batch["casing"]} if "casing" in batch else {}
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **extra)
-    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch["labels"].reshape(-1),
-                                       ignore_index=IGNORE_INDEX)
+    return token_cross_entropy(logits, batch["labels"])
 
 
 def _mean_loss(model: nn.Module, batches: list[dict[str, torch.Tensor]], loss) -> float:

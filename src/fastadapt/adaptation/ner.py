@@ -185,6 +185,12 @@ def subword_casing(first: np.ndarray, length: int, casing: np.ndarray) -> list[i
     return ids
 
 
+def token_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of per-subword logits against first-subword labels (IGNORE_INDEX elsewhere)."""
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                       ignore_index=IGNORE_INDEX)
+
+
 class TokenClassifierModule(nn.Module):
     """Encoder -> per-subword (optionally normalised) states [+ one-hot casing] -> head: what
     full and LoRA train."""
