@@ -10,6 +10,7 @@ fit's CPU and wall seconds. Needs `kedro run --pipeline ingestion` and `--pipeli
 
     python benchmarks/finance_sentiment_model.py --epochs 1 --lr 1e-4      # ~9 CPU-minutes, 1 thread
     python benchmarks/finance_sentiment_model.py --repeat tweets=0 stockemotions=0   # PhraseBank alone
+    python benchmarks/finance_sentiment_model.py --epochs 2 --seed 1 --save /tmp/fin_s1   # keep the model
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", nargs="*", default=[], metavar="SOURCE=N",
                         help="each row of SOURCE (phrasebank, tweets, stockemotions) N times (0: leave it out)")
+    parser.add_argument("--save", type=Path, metavar="DIR", help="also save the fitted model into DIR")
     args = parser.parse_args()
     repeat = {}
     for item in args.repeat:
@@ -76,6 +78,8 @@ def main() -> None:
                   max_length=args.max_length, batch_size=128, dropout=0.1)
     result = {"n_train": len(train), "steps": steps, "fit_cpu_seconds": round(time.process_time() - cpu, 1),
               "fit_wall_seconds": round(time.perf_counter() - wall, 1)}
+    if args.save:
+        model.save_directory(args.save)
     test = phrasebank[phrasebank["split"] == "test"]
     result["phrasebank_50agree_test"] = evaluate_classifier(model, test[["text", "label"]])
     result["phrasebank_allagree_test"] = evaluate_classifier(model, test[test["agreement"] == 100][["text", "label"]])
