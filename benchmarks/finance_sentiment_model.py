@@ -11,6 +11,7 @@ fit's CPU and wall seconds. Needs `kedro run --pipeline ingestion` and `--pipeli
     python benchmarks/finance_sentiment_model.py --epochs 1 --lr 1e-4      # ~9 CPU-minutes, 1 thread
     python benchmarks/finance_sentiment_model.py --repeat tweets=0 stockemotions=0   # PhraseBank alone
     python benchmarks/finance_sentiment_model.py --epochs 2 --seed 1 --save /tmp/fin_s1   # keep the model
+    python benchmarks/finance_sentiment_model.py --epochs 2 --backbone /tmp/fin_dapt      # after finance_dapt.py
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def main() -> None:
     parser.add_argument("--repeat", nargs="*", default=[], metavar="SOURCE=N",
                         help="each row of SOURCE (phrasebank, tweets, stockemotions) N times (0: leave it out)")
     parser.add_argument("--save", type=Path, metavar="DIR", help="also save the fitted model into DIR")
+    parser.add_argument("--backbone", default="minilm-l6",
+                        help="the starting encoder: minilm-l6 or a backbone directory (finance_dapt.py --save)")
     args = parser.parse_args()
     repeat = {}
     for item in args.repeat:
@@ -74,7 +77,7 @@ def main() -> None:
     training = {"max_steps": steps, "batch_size": args.batch_size, "lr": args.lr, "warmup_ratio": 0.1,
                 "weight_decay": 0.01, "num_threads": args.threads, "seed": args.seed}
     cpu, wall = time.process_time(), time.perf_counter()
-    model = adapt("minilm-l6", train[["text", "label"]], "finetune_all", training=training,
+    model = adapt(args.backbone, train[["text", "label"]], "finetune_all", training=training,
                   max_length=args.max_length, batch_size=128, dropout=0.1)
     result = {"n_train": len(train), "steps": steps, "fit_cpu_seconds": round(time.process_time() - cpu, 1),
               "fit_wall_seconds": round(time.perf_counter() - wall, 1)}
