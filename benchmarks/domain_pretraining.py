@@ -39,15 +39,17 @@ POOL_SOURCES = {"finance": ("finance_sentiment", "finance_tweets", "stream:guard
 
 def domain_texts(domain: str, cutoff: str) -> list[str]:
     """The pool's texts of `domain`'s sources (for finance, with the StockEmotions posts dated
-    before `cutoff`), each once."""
+    before `cutoff`), each once (`fastadapt.tasks.pool.unlabelled_pool`)."""
+    from fastadapt.tasks.pool import unlabelled_pool
+
     data = ROOT / "data"
     pool = pd.read_parquet(data / "04_feature" / "unlabelled_pool.parquet")
-    texts = pool.loc[pool["source"].isin(POOL_SOURCES[domain]), "text"].astype(str).tolist()
+    sources = {"pool": pool.loc[pool["source"].isin(POOL_SOURCES[domain]), "text"].tolist()}
     if domain == "finance":
         stream = pd.read_parquet(data / "03_primary" / "news_stream.parquet")
         posts = stream[(stream["source"] == "stockemotions") & (stream["published_at"] < cutoff)]
-        texts += posts["headline"].astype(str).tolist()
-    return list(dict.fromkeys(texts))
+        sources["stockemotions"] = posts["headline"].tolist()
+    return unlabelled_pool(sources)["text"].tolist()
 
 
 def main() -> None:

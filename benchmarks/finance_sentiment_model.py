@@ -11,7 +11,7 @@ fit's CPU and wall seconds. Needs `kedro run --pipeline ingestion` and `--pipeli
     python benchmarks/finance_sentiment_model.py --epochs 1 --lr 1e-4      # ~9 CPU-minutes, 1 thread
     python benchmarks/finance_sentiment_model.py --repeat tweets=0 stockemotions=0   # PhraseBank alone
     python benchmarks/finance_sentiment_model.py --epochs 2 --seed 1 --save /tmp/fin_s1   # keep the model
-    python benchmarks/finance_sentiment_model.py --epochs 2 --backbone /tmp/fin_dapt      # after finance_dapt.py
+    python benchmarks/finance_sentiment_model.py --epochs 2 --backbone /tmp/fin_dapt      # after domain_pretraining.py
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main() -> None:
                         help="each row of SOURCE (phrasebank, tweets, stockemotions) N times (0: leave it out)")
     parser.add_argument("--save", type=Path, metavar="DIR", help="also save the fitted model into DIR")
     parser.add_argument("--backbone", default="minilm-l6",
-                        help="the starting encoder: minilm-l6 or a backbone directory (finance_dapt.py --save)")
+                        help="the starting encoder: minilm-l6 or a backbone directory (domain_pretraining.py --save)")
     args = parser.parse_args()
     repeat = {}
     for item in args.repeat:
